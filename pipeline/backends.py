@@ -1,0 +1,139 @@
+"""Choose the backend and talk to it. Every backend is a ``huggingface_hub.InferenceClient``.
+
+Order: ``VERDICTS_BACKEND`` if set; else ``VERDICTS_BASE_URL`` (an OpenAI-compatible endpoint); else
+``HF_TOKEN`` (Hugging Face Inference Providers); else the embedded local model.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from huggingface_hub import InferenceClient
+
+from .errors import BackendError
+from .load import Persona
+from .render import Message
+from .settings import Settings
+
+# Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
+# to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
+NO_KEY = "verdicts-no-key"
+REPLY_SCHEMA = {
+    "type": "object",
+    "properties": {"verdict": {"type": "string", "enum": ["ship", "skip"]}, "quote": {"type": "string"}},
+    "required": ["verdict", "quote"],
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one review is sent: everything about the model that can change its reply."""
+
+    backend: str
+    model: str
+    provider: str
+    temperature: float
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str | None
+    finish_reason: str | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class ChatBackend:
+    """An OpenAI-style chat-completions backend: an endpoint, or Inference Providers through the router."""
+
+    def __init__(self, name: str, settings: Settings, *, base_url: str = "", api_key: str = "") -> None:
+        self.name = name
+        self.settings = settings
+        self.base_url = base_url
+        self._api_key = api_key
+        self._clients: dict[tuple[str, str], InferenceClient] = {}
+        self._lock = threading.Lock()
+
+    def describe(self) -> str:
+        return f"endpoint {self.base_url}" if self.name == "endpoint" else "Hugging Face Inference Providers"
+
+    def target(self, persona: Persona) -> Target:
+        s = self.settings
+        return Target(
+            backend=self.name,
+            model=persona.model or s.model,
+            provider="" if self.name == "endpoint" else (persona.provider or s.provider),
+            temperature=s.temperature if persona.temperature is None else persona.temperature,
+        )
+
+    def _client(self, target: Target) -> InferenceClient:
+        key = (target.model, target.provider)
+        with self._lock:
+            if key not in self._clients:
+                if self.name == "endpoint":
+                    client = InferenceClient(base_url=self.base_url, api_key=self._api_key or NO_KEY,
+                                             timeout=self.settings.timeout)
+                else:
+                    client = InferenceClient(provider="auto", api_key=self._api_key, timeout=self.settings.timeout,
+                                             bill_to=self.settings.bill_to or None)
+                self._clients[key] = client
+            return self._clients[key]
+
+    def routed_model(self, target: Target) -> str:
+        """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""
+        if self.name == "hf" and target.provider not in ("", "auto"):
+            return f"{target.model}:{target.provider}"
+        return target.model
+
+    def complete(self, target: Target, messages: list[Message]) -> Completion:
+        extra: dict[str, Any] = {}
+        if self.settings.structured:
+            extra["response_format"] = {"type": "json_schema",
+                                        "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
+        output = self._client(target).chat_completion(
+            messages,  # type: ignore[arg-type]
+            model=self.routed_model(target),
+            temperature=target.temperature,
+            max_tokens=self.settings.max_tokens,
+            **extra,
+        )
+        usage = getattr(output, "usage", None)
+        choices = output.choices or []
+        first = choices[0] if choices else None
+        return Completion(
+            text=first.message.content if first and first.message else None,
+            finish_reason=first.finish_reason if first else None,
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        )
+
+
+def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> ChatBackend:
+    env = os.environ if env is None else env
+    choice = settings.backend
+    if choice is None:
+        choice = "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
+    if choice == "endpoint":
+        if not settings.base_url:
+            raise BackendError("VERDICTS_BACKEND=endpoint but VERDICTS_BASE_URL is not set",
+                               hint="Set VERDICTS_BASE_URL to an OpenAI-compatible server, "
+                               "e.g. http://127.0.0.1:8080/v1 for llama.cpp's server.")
+        if not settings.base_url.startswith(("http://", "https://")):
+            raise BackendError(f"VERDICTS_BASE_URL must start with http:// or https://, not {settings.base_url!r}")
+        return ChatBackend("endpoint", settings, base_url=settings.base_url,
+                           api_key=env.get("VERDICTS_API_KEY", ""))
+    if choice == "hf":
+        token = env.get("HF_TOKEN", "")
+        if not token:
+            raise BackendError("VERDICTS_BACKEND=hf but HF_TOKEN is not set",
+                               hint="Create a token with the 'Inference Providers' permission and export HF_TOKEN.")
+        return ChatBackend("hf", settings, api_key=token)
+    raise BackendError(
+        "no backend is configured, and the embedded local model is not part of this version yet",
+        hint="Set VERDICTS_BASE_URL to an OpenAI-compatible server (Ollama, llama.cpp, vLLM, TGI), "
+        "or HF_TOKEN to use Hugging Face Inference Providers.",
+    )

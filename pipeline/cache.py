@@ -1,0 +1,54 @@
+"""The response cache: valid replies only, keyed on everything that can change a reply and nothing else."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import diskcache
+
+from .backends import Target
+from .render import Message
+from .settings import Settings
+from .validate import REPLY_FORMAT_VERSION
+
+
+def review_key(target: Target, messages: list[Message], settings: Settings) -> str:
+    """Backend, model, provider, rendered messages, sampling settings and reply-format version.
+
+    Not the endpoint's URL, the timeout or the concurrency: they do not change what the model says, and a tool's
+    reviews must be shared by every comparison that contains it.
+    """
+    material = {
+        "format": REPLY_FORMAT_VERSION,
+        "backend": target.backend,
+        "model": target.model,
+        "provider": target.provider,
+        "temperature": target.temperature,
+        "max_tokens": settings.max_tokens,
+        "structured": settings.structured,
+        "messages": messages,
+    }
+    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ReviewCache:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._cache = diskcache.Cache(str(directory / "responses"))
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        value = self._cache.get(key)
+        return value if isinstance(value, dict) else None
+
+    def set(self, key: str, value: dict[str, Any]) -> None:
+        self._cache.set(key, value)
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def __len__(self) -> int:
+        return len(self._cache)

@@ -1,0 +1,56 @@
+"""The ``draft`` command: check every input, generate the reviews, write the page."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from .assemble import assemble
+from .backends import select_backend
+from .cache import ReviewCache
+from .errors import InputError
+from .generate import Review, Reviewer, Stats, plan
+from .load import load_personas, load_tool
+from .settings import Settings
+from .write import write_atomic
+
+
+@dataclass(frozen=True)
+class DraftResult:
+    path: Path
+    stats: Stats
+    seconds: float
+
+
+def output_path(root: Path, slug_a: str, slug_b: str) -> Path:
+    return root / "outputs" / f"{slug_a}-vs-{slug_b}.md"
+
+
+def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
+          log: TextIO = sys.stderr) -> DraftResult:
+    started = time.monotonic()
+    tools = {slug_a: load_tool(root, slug_a, "TOOL_A"), slug_b: load_tool(root, slug_b, "TOOL_B")}
+    if slug_a == slug_b:
+        raise InputError("command line", "TOOL_B", f"is the same tool as TOOL_A ({slug_a!r}); pick two tools")
+    personas = load_personas(root)
+    backend = select_backend(settings, env)
+    jobs = plan(root, backend, personas, tools)
+    # Render the page once with placeholder reviews: a broken page template fails now, before any request.
+    placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "", "", True) for p in personas for slug in tools}
+    assemble(root, personas, tools, placeholder)
+
+    cache = ReviewCache(settings.cache_dir)
+    try:
+        reviewer = Reviewer(root, backend, cache, log)
+        print(f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews through {backend.describe()}", file=log)
+        reviews = reviewer.review_all(jobs)
+    finally:
+        cache.close()
+    page = assemble(root, personas, tools, reviews)
+    path = output_path(root, slug_a, slug_b)
+    write_atomic(path, page)
+    return DraftResult(path, reviewer.stats, time.monotonic() - started)

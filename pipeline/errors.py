@@ -1,0 +1,72 @@
+"""Every error the pipeline raises on purpose. ``cli.main`` turns them into one message and an exit status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VerdictsError(Exception):
+    """Root of the pipeline's errors: a message for the user and a hint on how to fix it."""
+
+    exit_code = 1
+    hint = ""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class InputError(VerdictsError):
+    """Bad input from the editor: a fact sheet, a persona, a template, a setting or a slug."""
+
+    exit_code = 2
+
+    def __init__(self, file: Path | str, field: str | None, problem: str, hint: str | None = None) -> None:
+        self.file = str(file)
+        self.field = field
+        self.problem = problem
+        where = f"{self.file}: {field}: " if field else f"{self.file}: "
+        super().__init__(where + problem, hint)
+
+
+class BackendError(VerdictsError):
+    """No usable backend, or a backend that cannot be reached or refuses us."""
+
+    exit_code = 3
+
+
+class CreditsExhausted(BackendError):
+    """HTTP 402: the account has no credits left. Never retried."""
+
+    hint = "Add credits to the Hugging Face account (or the one named by bill_to), then run the draft again."
+
+
+class TransportError(BackendError):
+    """A request that still failed after every transport retry, or failed in a way that is not retried."""
+
+    def __init__(self, message: str, status: int | None, attempts: int, hint: str | None = None) -> None:
+        self.status = status
+        self.attempts = attempts
+        super().__init__(message, hint)
+
+
+class ReplyInvalid(VerdictsError):
+    """The model kept answering with replies that break the reply rules, after every re-ask."""
+
+    exit_code = 4
+
+    def __init__(self, lens: str, tool: str, problems: list[str], attempts: int, kept: Path | None) -> None:
+        self.lens = lens
+        self.tool = tool
+        self.problems = problems
+        self.attempts = attempts
+        self.kept = kept
+        detail = "; ".join(problems)
+        message = f"{lens} review of {tool}: the model's reply was still invalid after {attempts} requests: {detail}"
+        hint = f"The last reply is kept in {kept}." if kept else None
+        super().__init__(message, hint)

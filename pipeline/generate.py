@@ -1,0 +1,146 @@
+"""Get one valid review per (lens, tool): from the cache, or from the model with re-asks on invalid replies."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from .backends import ChatBackend, Target
+from .cache import ReviewCache, review_key
+from .errors import ReplyInvalid
+from .load import FactSheet, Persona
+from .render import Message, reask_message, review_messages
+from .retry import call_with_retries, describe
+from .validate import InvalidReply, validate_reply
+from .write import write_atomic
+
+
+@dataclass(frozen=True)
+class Job:
+    persona: Persona
+    slug: str
+    sheet: FactSheet
+    target: Target
+    messages: list[Message]
+    key: str
+
+
+@dataclass(frozen=True)
+class Review:
+    lens: str
+    slug: str
+    verdict: str
+    quote: str
+    model: str
+    cached: bool
+
+
+@dataclass
+class Stats:
+    requests: int = 0
+    cache_hits: int = 0
+    reasks: int = 0
+    retries: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+
+def plan(root: Path, backend: ChatBackend, personas: list[Persona], tools: dict[str, FactSheet]) -> list[Job]:
+    """Render every prompt up front, so a template error stops the draft before any request."""
+    jobs = []
+    for persona in personas:
+        target = backend.target(persona)
+        for slug, sheet in tools.items():
+            messages = review_messages(root, persona, sheet)
+            jobs.append(Job(persona, slug, sheet, target, messages, review_key(target, messages, backend.settings)))
+    return jobs
+
+
+class Reviewer:
+    def __init__(self, root: Path, backend: ChatBackend, cache: ReviewCache, log: TextIO = sys.stderr) -> None:
+        self.root = root
+        self.backend = backend
+        self.settings = backend.settings
+        self.cache = cache
+        self.log = log
+        self.stats = Stats()
+
+    def _say(self, line: str) -> None:
+        print(line, file=self.log, flush=True)
+
+    def review(self, job: Job) -> Review:
+        hit = self.cache.get(job.key)
+        if hit is not None:
+            self.stats.add(cache_hits=1)
+            self._say(f"  {job.persona.lens} on {job.slug}: {hit['verdict']} (cache)")
+            return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"], cached=True)
+        where = f"{job.persona.lens} review of {job.slug}"
+        messages = list(job.messages)
+        problems: list[str] = []
+        text: str | None = None
+        attempts = 1 + self.settings.reask_attempts
+        for attempt in range(1, attempts + 1):
+            completion = call_with_retries(lambda m=messages: self.backend.complete(job.target, m),  # type: ignore[misc]
+                                           self.settings, where, on_retry=self._on_retry(where))
+            self.stats.add(requests=1, prompt_tokens=completion.prompt_tokens,
+                           completion_tokens=completion.completion_tokens)
+            text = completion.text
+            try:
+                reply = validate_reply(job.persona, text)
+            except InvalidReply as exc:
+                problems = list(exc.problems)
+                if completion.finish_reason == "length":
+                    problems.insert(0, "the reply was cut off by the max_tokens limit; write a shorter quote")
+                if attempt < attempts:
+                    self.stats.add(reasks=1)
+                    self._say(f"  re-asking {where}: {'; '.join(problems)}")
+                    messages = [*messages, {"role": "assistant", "content": text or ""},
+                                reask_message(self.root, job.persona, problems)]
+                continue
+            self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": job.target.model})
+            self._say(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({job.target.model})")
+            return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, job.target.model, cached=False)
+        kept = self._keep_failed(job, text, problems)
+        raise ReplyInvalid(job.persona.lens, job.slug, problems, attempts, kept)
+
+    def _on_retry(self, where: str) -> Callable[[BaseException], None]:
+        def note(exc: BaseException) -> None:
+            self.stats.add(retries=1)
+            self._say(f"  retrying {where}: {describe(exc)}")
+        return note
+
+    def _keep_failed(self, job: Job, text: str | None, problems: list[str]) -> Path:
+        """Keep the last invalid reply for debugging, beside the cache and never under outputs/."""
+        path = self.settings.cache_dir / "failed" / f"{job.slug}--{job.persona.lens}.json"
+        write_atomic(path, json.dumps({"lens": job.persona.lens, "tool": job.slug, "model": job.target.model,
+                                       "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
+        return path
+
+    def review_all(self, jobs: list[Job]) -> dict[tuple[str, str], Review]:
+        """Every review, up to ``concurrency`` in flight; the first failure stops new requests and is raised."""
+        unique = {job.key: job for job in jobs}  # one request per distinct prompt
+        results: dict[str, Review] = {}
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="review") as pool:
+            futures: dict[Future[Review], Job] = {pool.submit(self.review, job): job for job in unique.values()}
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in done if f.exception() is not None]
+            if failed:
+                for future in pending:
+                    future.cancel()
+                wait(pending)
+                raise failed[0].exception()  # type: ignore[misc]
+            for future in done:
+                results[futures[future].key] = future.result()
+        return {(job.persona.lens, job.slug): results[job.key] for job in jobs}

@@ -1,0 +1,152 @@
+"""Load and validate the editor's data files: fact sheets (tools/) and personas (personas/)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from .errors import InputError
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+class FactSheet(BaseModel):
+    """``tools/<slug>.toml``: what the editor knows about one tool. The model never writes these fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: Line
+    category: Line
+    tagline: Line
+    entry: Line
+    description: Text
+    facts: list[Line] = Field(default_factory=list, max_length=50)
+    competitors: list[Line] = Field(default_factory=list, max_length=50)
+    url: Line | None = None
+    hub_id: Line | None = None
+    license: Line | None = None
+
+
+class Beat(BaseModel):
+    """One beat a quote must hit: what the prompt asks for, and the patterns that show it was hit."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: Line
+    ask: Text
+    patterns: list[Line] = Field(min_length=1)
+    required: bool = False
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+        return patterns
+
+
+class Persona(BaseModel):
+    """``personas/<lens>.toml``: one reviewer of the panel."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    lens: str = ""  # set from the file name
+    order: int = Field(ge=1)
+    title: Line
+    role: Line
+    voice: Text
+    beats: list[Beat] = Field(min_length=1)
+    min_beats: int = Field(ge=1)
+    min_words: int = Field(90, ge=1)
+    max_words: int = Field(170, ge=1)
+    # Per-lens overrides of the settings, for the Inference Providers backend and endpoints alike.
+    model: Line | None = None
+    provider: Line | None = None
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+
+    @field_validator("min_beats")
+    @classmethod
+    def _reachable(cls, value: int, info: Any) -> int:
+        beats = info.data.get("beats") or []
+        if beats and value > len(beats):
+            raise ValueError(f"is {value} but the persona has only {len(beats)} beats")
+        return value
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, None, f"not valid TOML: {exc}") from None
+
+
+def _validated(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or None
+        if first["type"] == "extra_forbidden":
+            problem = "unknown key; allowed keys: " + ", ".join(model.model_fields)
+        elif first["type"] == "missing":
+            problem = "required key is missing"
+        else:
+            problem = first["msg"]
+        raise InputError(path, field, problem) from None
+
+
+def check_slug(slug: str, what: str) -> str:
+    if not SLUG.fullmatch(slug):
+        raise InputError(
+            "command line", what, f"{slug!r} is not a tool slug",
+            hint="A slug names tools/<slug>.toml: lowercase letters, digits and '-', starting with a letter or digit.",
+        )
+    return slug
+
+
+def load_tool(root: Path, slug: str, what: str = "tool") -> FactSheet:
+    check_slug(slug, what)
+    path = root / "tools" / f"{slug}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in (root / "tools").glob("*.toml"))) or "none"
+        raise InputError(path, None, f"no fact sheet for {what} {slug!r} (known: {known})",
+                         hint="Write tools/<slug>.toml with name, category, tagline, entry and description.")
+    sheet: FactSheet = _validated(FactSheet, path, read_toml(path))
+    return sheet
+
+
+def load_personas(root: Path) -> list[Persona]:
+    """Every persona under personas/, in panel order."""
+    paths = sorted((root / "personas").glob("*.toml"))
+    if not paths:
+        raise InputError(root / "personas", None, "no persona files found")
+    personas: list[Persona] = []
+    for path in paths:
+        if not SLUG.fullmatch(path.stem):
+            raise InputError(path, None, "persona file names must be lowercase letters, digits and '-'")
+        data = read_toml(path)
+        persona: Persona = _validated(Persona, path, data)
+        if "lens" in data:
+            raise InputError(path, "lens", "is taken from the file name; remove the key")
+        if persona.min_words > persona.max_words:
+            raise InputError(path, "min_words", "is larger than max_words")
+        personas.append(persona.model_copy(update={"lens": path.stem}))
+    personas.sort(key=lambda p: p.order)
+    for before, after in zip(personas, personas[1:], strict=False):
+        if before.order == after.order:
+            raise InputError(root / "personas" / f"{after.lens}.toml", "order",
+                             f"{after.order} is also the order of {before.lens}; each lens needs its own place")
+    return personas

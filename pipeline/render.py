@@ -1,0 +1,83 @@
+"""Render every template: prompts and the page go through ``render``, with StrictUndefined."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from .errors import InputError
+from .load import FactSheet, Persona
+
+Message = dict[str, str]
+
+
+TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+
+
+def md(text: str) -> str:
+    """One line of Markdown text: whitespace folded, and no '<' that could open an HTML tag."""
+    return TAG_START.sub("&lt;", " ".join(str(text).split()))
+
+
+def cell(text: str) -> str:
+    """Text for a Markdown table cell."""
+    return md(text).replace("|", "\\|")
+
+
+@lru_cache(maxsize=8)
+def _environment(prompts: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(prompts),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # prompts and Markdown are not HTML; model text is checked by validate.py
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(md=md, cell=cell)
+    return env
+
+
+def render(root: Path, name: str, **context: Any) -> str:
+    """Render ``prompts/<name>``; any template fault becomes an InputError naming the file."""
+    path = root / "prompts" / name
+    try:
+        return _environment(root / "prompts").get_template(name).render(**context)
+    except jinja2.TemplateNotFound:
+        raise InputError(path, None, "template not found") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError(exc.filename or path, f"line {exc.lineno}", exc.message or "syntax error") from None
+    except jinja2.UndefinedError as exc:
+        raise InputError(path, None, f"template error: {exc.message}",
+                         hint="Use only the variables the pipeline passes; see README.md, 'Templates'.") from None
+    except jinja2.TemplateError as exc:
+        raise InputError(path, None, f"template error: {exc}") from None
+
+
+def sheet_json(sheet: FactSheet) -> str:
+    return json.dumps(sheet.model_dump(exclude_none=True), indent=2, ensure_ascii=False)
+
+
+def fence_for(text: str) -> str:
+    """A fence line the fenced text cannot contain, stable for the same text (so the cache key is stable)."""
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return f"=====FACT-SHEET-{digest[:16]}====="
+
+
+def review_messages(root: Path, persona: Persona, sheet: FactSheet) -> list[Message]:
+    data = sheet_json(sheet)
+    return [
+        {"role": "system", "content": render(root, "system.j2", persona=persona)},
+        {"role": "user", "content": render(root, "user.j2", persona=persona, sheet=sheet,
+                                           sheet_json=data, fence=fence_for(data))},
+    ]
+
+
+def reask_message(root: Path, persona: Persona, problems: list[str]) -> Message:
+    return {"role": "user", "content": render(root, "reask.j2", persona=persona, problems=problems)}

@@ -1,0 +1,112 @@
+"""Transport retries (408, 429, 5xx, timeouts, dropped connections), kept apart from validation re-asks."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx2
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from .errors import CreditsExhausted, TransportError
+from .settings import Settings
+
+T = TypeVar("T")
+RETRIED_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        return int(exc.response.status_code)
+    return None
+
+
+def is_transient(exc: BaseException) -> bool:
+    status = status_of(exc)
+    if status is not None:
+        return status in RETRIED_STATUSES or status >= 500
+    return isinstance(exc, InferenceTimeoutError | httpx2.TransportError | TimeoutError | ConnectionError)
+
+
+def retry_after(exc: BaseException) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP date), if the error carries one."""
+    if not isinstance(exc, HfHubHTTPError) or exc.response is None:
+        return None
+    value = exc.response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class WaitRetryAfterOrBackoff:
+    """Honour Retry-After up to a cap; otherwise exponential backoff with jitter."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.cap = settings.retry_after_cap
+        self.backoff = wait_exponential_jitter(initial=settings.backoff_initial, max=settings.backoff_max,
+                                               jitter=settings.backoff_initial)
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        asked = retry_after(exc) if exc else None
+        if asked is not None:
+            return min(asked, self.cap)
+        return float(self.backoff(state))
+
+
+def describe(exc: BaseException) -> str:
+    status = status_of(exc)
+    if status is not None:
+        reason = getattr(exc.response, "reason_phrase", "") if isinstance(exc, HfHubHTTPError) else ""
+        return f"HTTP {status} {reason}".strip()
+    if isinstance(exc, InferenceTimeoutError | httpx2.TimeoutException | TimeoutError):
+        return "the request timed out"
+    if isinstance(exc, httpx2.ConnectError | ConnectionError):
+        return "could not connect"
+    return f"{type(exc).__name__}: {exc}"[:300]
+
+
+def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
+                      on_retry: Callable[[BaseException], Any] | None = None) -> T:
+    """Run ``call``; retry transient failures; turn the final failure into one of our errors."""
+    retrying = Retrying(
+        stop=stop_after_attempt(settings.transport_attempts),
+        wait=WaitRetryAfterOrBackoff(settings),
+        retry=retry_if_exception(is_transient),
+        before_sleep=(lambda state: on_retry(state.outcome.exception())) if on_retry else None,  # type: ignore[union-attr,arg-type]
+        sleep=time.sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(call)
+    except Exception as exc:
+        status = status_of(exc)
+        attempts = retrying.statistics.get("attempt_number", 1)
+        if status == 402:
+            raise CreditsExhausted(f"{where}: HTTP 402, the account's inference credits are exhausted; "
+                                   "stopped without retrying") from None
+        if status in (401, 403):
+            raise TransportError(f"{where}: HTTP {status}, the server refused our credentials", status, attempts,
+                                 hint="Check HF_TOKEN (Inference Providers) or VERDICTS_API_KEY (endpoint).") from None
+        if is_transient(exc):
+            raise TransportError(f"{where}: {describe(exc)}, still failing after {attempts} attempts", status,
+                                 attempts, hint="The server may be down or overloaded; run the draft again later, "
+                                 "replies already received are cached.") from None
+        if isinstance(exc, HfHubHTTPError | ValueError):
+            detail = str(exc).splitlines()[0][:300] if str(exc) else describe(exc)
+            raise TransportError(f"{where}: {detail}", status, attempts) from None
+        raise

@@ -1,0 +1,72 @@
+"""Settings, one precedence: command-line flag > ``VERDICTS_*`` environment variable > ``[tool.verdicts]``
+in pyproject.toml > the defaults below."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import InputError
+
+Backend = Literal["endpoint", "hf", "local"]
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = "Qwen/Qwen2.5-72B-Instruct"
+    provider: str = "auto"
+    bill_to: str = ""
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(700, ge=64, le=8192)
+    concurrency: int = Field(8, ge=1, le=64)
+    timeout: float = Field(60.0, gt=0.0)
+    transport_attempts: int = Field(5, ge=1, le=20)
+    retry_after_cap: float = Field(30.0, ge=0.0)
+    backoff_initial: float = Field(1.0, ge=0.0)
+    backoff_max: float = Field(20.0, ge=0.0)
+    reask_attempts: int = Field(2, ge=0, le=10)
+    structured: bool = True  # ask for the reply schema as response_format; replies are validated anyway
+    cache_dir: Path = Path(".cache/verdicts")
+    base_url: str = ""
+    backend: Backend | None = None
+
+
+# Settings read from the environment, by field. Secrets are not settings: they are read where they are used.
+ENV_NAMES = {name: f"VERDICTS_{name.upper()}" for name in Settings.model_fields}
+
+
+def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:
+    """Merge the four layers; an invalid value names where it came from."""
+    env = os.environ if env is None else env
+    pyproject = root / "pyproject.toml"
+    layers: dict[str, tuple[Any, str]] = {}
+    if pyproject.is_file():
+        try:
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("verdicts", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(pyproject, None, f"not valid TOML: {exc}") from None
+        for key, value in table.items():
+            layers[key] = (value, f"{pyproject} [tool.verdicts]")
+    for field, var in ENV_NAMES.items():
+        if env.get(var, "") != "":
+            layers[field] = (env[var], f"environment variable {var}")
+    for field, value in flags.items():
+        if value is not None:
+            layers[field] = (value, f"option --{field.replace('_', '-')}")
+    try:
+        settings = Settings(**{key: value for key, (value, _) in layers.items()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = str(first["loc"][0]) if first["loc"] else "?"
+        source = layers.get(field, (None, str(pyproject)))[1]
+        problem = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
+        raise InputError(source, field, problem) from None
+    if not settings.cache_dir.is_absolute():
+        settings = settings.model_copy(update={"cache_dir": root / settings.cache_dir})
+    return settings

@@ -1,0 +1,237 @@
+"""A fake OpenAI-compatible chat-completions server on 127.0.0.1, for tests and for trying the pipeline by hand.
+
+Scripted replies queued with ``enqueue`` are served first, in order; after that ``responder`` answers from the
+request. Every request is recorded in ``history``. Run it by hand with::
+
+    python -m tests.fakeserver --port 8080 --mode reference --delay 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = ROOT.parent / "shared" / "reference"
+PANEL = ["builder", "skeptic", "buyer", "futurist"]
+
+# Valid quotes in our own words, one per lens, hitting every beat; {name} is the tool's name.
+SYNTHETIC = {
+    "builder": (
+        "The core primitive of {name} is small enough to hold in your head, and that is the point. The DX bet is "
+        "that a developer should reach a working result before reading a second page of documentation, and it is "
+        "the right bet for a team that wants to try ideas quickly. The moment of truth is `pip install {slug}` "
+        "followed by one call from a notebook, and it behaves on the first attempt instead of failing on a "
+        "missing flag. Error messages say what to change, defaults are sensible, and nothing forces a config file "
+        "on you before you need one. The decision that earns the ship is keeping the surface narrow: fewer knobs "
+        "mean fewer ways to hold it wrong, and the ones that remain are named for what they do."
+    ),
+    "skeptic": (
+        "The category is crowded, and {name} has direct competitors with bigger budgets and louder launches. It "
+        "breaks in the scenario every team eventually hits: traffic triples during a launch week, limits tighten, "
+        "and nobody can see which layer is slow or why. What kills it within 12 months is a rival that bundles "
+        "the same capability into a product teams already pay for, turning a standalone tool into a checkbox on "
+        "someone else's pricing page. I could be wrong if the makers keep shipping faster than the incumbents can "
+        "copy them, and if their users keep choosing it when a bundled option is one click away."
+    ),
+    "buyer": (
+        "The buyer for {name} is a small engineering team with a real budget line for developer tooling and a "
+        "lead who signs off without a procurement cycle. The pricing is simple enough to forecast, which matters "
+        "more to that buyer than the headline rate, and margins hold as long as usage grows faster than discounts. "
+        "The moat is habit: once a team wires it into builds and dashboards, switching costs show up as lost "
+        "weeks rather than line items. The stress test is a downturn, when finance asks for every tool's return "
+        "and this one has to prove it saves more hours than it costs."
+    ),
+    "futurist": (
+        "My thesis is falsifiable: within two years, most teams in this space will treat {name} or something "
+        "like it as plumbing rather than a product decision. The trend it rides is the steady fall in the cost "
+        "of running models, and it arrives on time, neither ahead of demand nor behind it. The second-order "
+        "effect that matters is organisational: once the tool is cheap and dull, small teams attempt projects "
+        "that used to need a platform group, and budgets move with them. The future state, if this wins, is a "
+        "default that nobody debates, chosen as quietly as a logging library."
+    ),
+}
+
+# Fluent and on-topic, but it hits none of the beats of any lens.
+OFFBEAT = (
+    "{name} arrives with a tidy website, a friendly launch post and a clear sense of who its makers hope will "
+    "notice it. The documentation reads well, the examples are short, and the screenshots suggest a team that "
+    "cares about polish. People who tried it over the weekend describe a pleasant afternoon, and several of them "
+    "say they will keep an eye on it as it matures. There is a community chat with helpful regulars, a roadmap "
+    "page that is updated often, and a newsletter that explains each release in plain language. Overall it "
+    "feels like a thoughtful piece of work from people who enjoy what they build, and that energy comes through "
+    "in every page they have published so far, from the tutorials to the changelog."
+)
+
+
+def reference_quotes(directory: Path = REFERENCE_DIR) -> dict[tuple[str, str], str]:
+    """(lens, tool name) -> published quote, read from the reference pages."""
+    quotes: dict[tuple[str, str], str] = {}
+    for page in sorted(directory.glob("*.txt")):
+        lines = page.read_text(encoding="utf-8").splitlines()
+        name_a, name_b = lines[1].split(" vs ")
+        found = [line.strip()[1:-1] for line in lines if line.startswith("“")]
+        for index, quote in enumerate(found):
+            quotes[(PANEL[index // 2], (name_a, name_b)[index % 2])] = quote
+    return quotes
+
+
+def lens_and_tool(request: dict[str, Any]) -> tuple[str, str]:
+    text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
+    lens = re.search(r"^Lens: (\S+)$", text, re.MULTILINE)
+    tool = re.search(r"^Tool: (.+)$", text, re.MULTILINE)
+    return (lens.group(1) if lens else "?", tool.group(1).strip() if tool else "?")
+
+
+def slug_of(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def synthetic(request: dict[str, Any]) -> str:
+    lens, name = lens_and_tool(request)
+    quote = SYNTHETIC.get(lens, SYNTHETIC["builder"]).format(name=name, slug=slug_of(name))
+    return json.dumps({"verdict": "skip" if lens == "skeptic" else "ship", "quote": quote})
+
+
+def offbeat(request: dict[str, Any]) -> str:
+    return json.dumps({"verdict": "ship", "quote": OFFBEAT.format(name=lens_and_tool(request)[1])})
+
+
+def reference(quotes: dict[tuple[str, str], str] | None = None) -> Callable[[dict[str, Any]], str]:
+    quotes = reference_quotes() if quotes is None else quotes
+
+    def answer(request: dict[str, Any]) -> str:
+        return json.dumps({"verdict": "ship", "quote": quotes[lens_and_tool(request)]})
+    return answer
+
+
+@dataclass
+class Scripted:
+    """One queued reply: a status, headers, and either a message content or a raw body."""
+
+    content: str | None = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
+    delay: float = 0.0
+    finish_reason: str = "stop"
+
+
+def completion_body(model: str, content: str | None, finish_reason: str = "stop") -> bytes:
+    return json.dumps({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "finish_reason": finish_reason,
+                     "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 400, "completion_tokens": 200, "total_tokens": 600},
+    }).encode()
+
+
+class FakeChatServer:
+    def __init__(self, responder: Callable[[dict[str, Any]], str] = synthetic, delay: float = 0.0,
+                 port: int = 0) -> None:
+        self.responder = responder
+        self.delay = delay
+        self.history: list[dict[str, Any]] = []
+        self._queue: deque[Scripted] = deque()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def enqueue(self, *replies: Scripted) -> None:
+        with self._lock:
+            self._queue.extend(replies)
+
+    def start(self) -> FakeChatServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeChatServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _next(self) -> Scripted | None:
+        with self._lock:
+            return self._queue.popleft() if self._queue else None
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                raw = self.rfile.read(length)
+                try:
+                    request = json.loads(raw)
+                except json.JSONDecodeError:
+                    request = {}
+                with fake._lock:
+                    fake.history.append({"path": self.path, "headers": dict(self.headers), "json": request})
+                scripted = fake._next()
+                time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
+                if not self.path.endswith("/chat/completions"):
+                    self._send(404, b'{"error": "not found"}', {})
+                elif scripted is None:
+                    self._send(200, completion_body(request.get("model", "fake"), fake.responder(request)), {})
+                elif scripted.raw is not None or scripted.status != 200:
+                    body = scripted.raw if scripted.raw is not None else json.dumps(
+                        {"error": f"scripted {scripted.status}"}).encode()
+                    self._send(scripted.status, body, scripted.headers)
+                else:
+                    body = completion_body(request.get("model", "fake"), scripted.content, scripted.finish_reason)
+                    self._send(200, body, scripted.headers)
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
+    parser.add_argument("--mode", choices=["synthetic", "reference", "offbeat"], default="synthetic")
+    args = parser.parse_args()
+    responder = {"synthetic": synthetic, "offbeat": offbeat}.get(args.mode) or reference()
+    server = FakeChatServer(responder, delay=args.delay, port=args.port).start()
+    print(f"fake chat-completions server on {server.base_url} ({args.mode}), Ctrl-C to stop", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
