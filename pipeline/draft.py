@@ -31,7 +31,8 @@ def output_path(root: Path, slug_a: str, slug_b: str) -> Path:
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
-          log: TextIO = sys.stderr) -> DraftResult:
+          log: TextIO | None = None) -> DraftResult:
+    log = log or sys.stderr
     started = time.monotonic()
     tools = {slug_a: load_tool(root, slug_a, "TOOL_A"), slug_b: load_tool(root, slug_b, "TOOL_B")}
     if slug_a == slug_b:

@@ -21,6 +21,10 @@ from .validate import InvalidReply, validate_reply
 from .write import write_atomic
 
 
+class Stopped(Exception):
+    """Another review failed first; this one sends nothing more."""
+
+
 @dataclass(frozen=True)
 class Job:
     persona: Persona
@@ -69,18 +73,26 @@ def plan(root: Path, backend: ChatBackend, personas: list[Persona], tools: dict[
 
 
 class Reviewer:
-    def __init__(self, root: Path, backend: ChatBackend, cache: ReviewCache, log: TextIO = sys.stderr) -> None:
+    def __init__(self, root: Path, backend: ChatBackend, cache: ReviewCache, log: TextIO | None = None) -> None:
         self.root = root
         self.backend = backend
         self.settings = backend.settings
         self.cache = cache
-        self.log = log
+        self.log = log or sys.stderr
         self.stats = Stats()
+        self._stop = threading.Event()  # set by the first failure: no new request after it
 
     def _say(self, line: str) -> None:
         print(line, file=self.log, flush=True)
 
     def review(self, job: Job) -> Review:
+        try:
+            return self._review(job)
+        except BaseException:
+            self._stop.set()
+            raise
+
+    def _review(self, job: Job) -> Review:
         hit = self.cache.get(job.key)
         if hit is not None:
             self.stats.add(cache_hits=1)
@@ -92,6 +104,8 @@ class Reviewer:
         text: str | None = None
         attempts = 1 + self.settings.reask_attempts
         for attempt in range(1, attempts + 1):
+            if self._stop.is_set():
+                raise Stopped()
             completion = call_with_retries(lambda m=messages: self.backend.complete(job.target, m),  # type: ignore[misc]
                                            self.settings, where, on_retry=self._on_retry(where))
             self.stats.add(requests=1, prompt_tokens=completion.prompt_tokens,
@@ -135,12 +149,12 @@ class Reviewer:
         with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="review") as pool:
             futures: dict[Future[Review], Job] = {pool.submit(self.review, job): job for job in unique.values()}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in done if f.exception() is not None]
-            if failed:
+            if any(f.exception() is not None for f in done):
                 for future in pending:
                     future.cancel()
                 wait(pending)
-                raise failed[0].exception()  # type: ignore[misc]
+                errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+                raise next(e for e in errors if not isinstance(e, Stopped))  # type: ignore[misc]
             for future in done:
                 results[futures[future].key] = future.result()
         return {(job.persona.lens, job.slug): results[job.key] for job in jobs}

@@ -57,7 +57,7 @@ class WaitRetryAfterOrBackoff:
 
     def __init__(self, settings: Settings) -> None:
         self.cap = settings.retry_after_cap
-        self.backoff = wait_exponential_jitter(initial=settings.backoff_initial, max=settings.backoff_max,
+        self.backoff = wait_exponential_jitter(multiplier=settings.backoff_initial, max=settings.backoff_max,
                                                jitter=settings.backoff_initial)
 
     def __call__(self, state: RetryCallState) -> float:

@@ -141,6 +141,8 @@ class FakeChatServer:
         self.responder = responder
         self.delay = delay
         self.history: list[dict[str, Any]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -191,6 +193,15 @@ class FakeChatServer:
                     request = {}
                 with fake._lock:
                     fake.history.append({"path": self.path, "headers": dict(self.headers), "json": request})
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._answer(request)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self, request: dict[str, Any]) -> None:
                 scripted = fake._next()
                 time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
                 if not self.path.endswith("/chat/completions"):
