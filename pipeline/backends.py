@@ -6,11 +6,12 @@ Order: ``VERDICTS_BACKEND`` if set; else ``VERDICTS_BASE_URL`` (an OpenAI-compat
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import InferenceClient
 
@@ -18,6 +19,9 @@ from .errors import BackendError
 from .load import Persona
 from .render import Message
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .local import LocalBackend
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
@@ -55,6 +59,7 @@ class ChatBackend:
         self.settings = settings
         self.base_url = base_url
         self._api_key = api_key
+        self.concurrency = settings.concurrency
         self._clients: dict[tuple[str, str], InferenceClient] = {}
         self._lock = threading.Lock()
 
@@ -94,25 +99,45 @@ class ChatBackend:
         if self.settings.structured:
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
-        output = self._client(target).chat_completion(
-            messages,  # type: ignore[arg-type]
-            model=self.routed_model(target),
-            temperature=target.temperature,
-            max_tokens=self.settings.max_tokens,
-            **extra,
-        )
-        usage = getattr(output, "usage", None)
-        choices = output.choices or []
-        first = choices[0] if choices else None
-        return Completion(
-            text=first.message.content if first and first.message else None,
-            finish_reason=first.finish_reason if first else None,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-        )
+        try:
+            output = self._client(target).chat_completion(
+                messages,  # type: ignore[arg-type]
+                model=self.routed_model(target),
+                temperature=target.temperature,
+                max_tokens=self.settings.max_tokens,
+                **extra,
+            )
+        except json.JSONDecodeError as exc:
+            raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
+        return read_completion(output)
 
 
-def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> ChatBackend:
+class MalformedBody(ValueError):
+    """A 200 answer that is not a chat-completions body."""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def read_completion(output: Any) -> Completion:
+    """Take what we need from a chat-completions answer, whatever shape the server gave it."""
+    choices = getattr(output, "choices", None)
+    if choices is not None and not isinstance(choices, list):
+        raise MalformedBody("the server's answer has no list of choices")
+    first = choices[0] if choices else None
+    message = getattr(first, "message", None)
+    content = getattr(message, "content", None)
+    usage = getattr(output, "usage", None)
+    return Completion(
+        text=content if isinstance(content, str) else None if content is None else json.dumps(content),
+        finish_reason=getattr(first, "finish_reason", None),
+        prompt_tokens=_count(getattr(usage, "prompt_tokens", 0)),
+        completion_tokens=_count(getattr(usage, "completion_tokens", 0)),
+    )
+
+
+def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> ChatBackend | LocalBackend:
     env = os.environ if env is None else env
     choice = settings.backend
     if choice is None:
@@ -132,8 +157,6 @@ def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
             raise BackendError("VERDICTS_BACKEND=hf but HF_TOKEN is not set",
                                hint="Create a token with the 'Inference Providers' permission and export HF_TOKEN.")
         return ChatBackend("hf", settings, api_key=token)
-    raise BackendError(
-        "no backend is configured, and the embedded local model is not part of this version yet",
-        hint="Set VERDICTS_BASE_URL to an OpenAI-compatible server (Ollama, llama.cpp, vLLM, TGI), "
-        "or HF_TOKEN to use Hugging Face Inference Providers.",
-    )
+    from .local import LocalBackend
+
+    return LocalBackend(settings)

@@ -8,19 +8,8 @@ import sys
 from pathlib import Path
 
 from .draft import draft
-from .errors import VerdictsError
+from .errors import VerdictsError, redact
 from .settings import load_settings
-
-SECRET_VARIABLES = ("HF_TOKEN", "VERDICTS_API_KEY")
-
-
-def scrub(text: str) -> str:
-    """Belt and braces: no secret's value leaves the process in a message."""
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name, "")
-        if len(value) >= 4:
-            text = text.replace(value, f"<{name}>")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--concurrency", type=int, help="reviews in flight at once (VERDICTS_CONCURRENCY)")
     d.add_argument("--timeout", type=float, help="seconds per request (VERDICTS_TIMEOUT)")
     d.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+    d.add_argument("--force", action="store_true",
+                   help="overwrite outputs/<A>-vs-<B>.md even where it differs from the new draft (hand edits)")
     return parser
 
 
@@ -54,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "draft":
         settings = load_settings(root, backend=args.backend, model=args.model, provider=args.provider,
                                  concurrency=args.concurrency, timeout=args.timeout, cache_dir=args.cache_dir)
-        result = draft(root, args.tool_a, args.tool_b, settings)
+        result = draft(root, args.tool_a, args.tool_b, settings, force=args.force)
         s = result.stats
         shown = result.path.relative_to(root) if result.path.is_relative_to(root) else result.path
         print(f"Wrote {shown}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} re-asks, "
@@ -70,10 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     except VerdictsError as exc:
         if args.debug:
             raise
-        print(scrub(f"error: {exc.message}"), file=sys.stderr)
+        print(redact(f"error: {exc.message}"), file=sys.stderr)
         if exc.hint:
-            print(scrub(f"hint: {exc.hint}"), file=sys.stderr)
+            print(redact(f"hint: {exc.hint}"), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if args.debug:
+            raise
+        print(redact(f"error: {exc.filename or ''}: {exc.strerror or exc}"), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: no page written; replies already received are cached", file=sys.stderr)
         return 130

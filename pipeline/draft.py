@@ -15,6 +15,7 @@ from .cache import ReviewCache
 from .errors import InputError
 from .generate import Review, Reviewer, Stats, plan
 from .load import load_personas, load_tool
+from .render import reask_message
 from .settings import Settings
 from .write import write_atomic
 
@@ -31,7 +32,7 @@ def output_path(root: Path, slug_a: str, slug_b: str) -> Path:
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
-          log: TextIO | None = None) -> DraftResult:
+          log: TextIO | None = None, force: bool = False) -> DraftResult:
     log = log or sys.stderr
     started = time.monotonic()
     tools = {slug_a: load_tool(root, slug_a, "TOOL_A"), slug_b: load_tool(root, slug_b, "TOOL_B")}
@@ -43,6 +44,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
     placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "", "", True) for p in personas for slug in tools}
     assemble(root, personas, tools, placeholder)
+    reask_message(root, personas[0], ["placeholder problem"])
 
     cache = ReviewCache(settings.cache_dir)
     try:
@@ -53,5 +55,9 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         cache.close()
     page = assemble(root, personas, tools, reviews)
     path = output_path(root, slug_a, slug_b)
+    if path.exists() and not force and path.read_text(encoding="utf-8") != page:
+        raise InputError(path, None, "the draft on disk differs from the new one (hand edits?); not overwritten",
+                         hint="Keep your edits, or run again with --force to replace the file. "
+                         "The new reviews are cached, so that run sends no request.")
     write_atomic(path, page)
     return DraftResult(path, reviewer.stats, time.monotonic() - started)

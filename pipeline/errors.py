@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+SECRET_VARIABLES = ("HF_TOKEN", "VERDICTS_API_KEY")
+
+
+def redact(text: str) -> str:
+    """Belt and braces: no secret's value leaves the process in a message or a log line."""
+    for name in SECRET_VARIABLES:
+        value = os.environ.get(name, "")
+        if len(value) >= 4:
+            text = text.replace(value, f"<{name}>")
+    return text
 
 
 class VerdictsError(Exception):

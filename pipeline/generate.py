@@ -13,11 +13,12 @@ from typing import TextIO
 
 from .backends import ChatBackend, Target
 from .cache import ReviewCache, review_key
-from .errors import ReplyInvalid
+from .errors import ReplyInvalid, redact
 from .load import FactSheet, Persona
+from .local import LocalBackend
 from .render import Message, reask_message, review_messages
 from .retry import call_with_retries, describe
-from .validate import InvalidReply, validate_reply
+from .validate import InvalidReply, quote_problems, validate_reply
 from .write import write_atomic
 
 
@@ -61,7 +62,8 @@ class Stats:
                 setattr(self, name, getattr(self, name) + value)
 
 
-def plan(root: Path, backend: ChatBackend, personas: list[Persona], tools: dict[str, FactSheet]) -> list[Job]:
+def plan(root: Path, backend: ChatBackend | LocalBackend, personas: list[Persona],
+         tools: dict[str, FactSheet]) -> list[Job]:
     """Render every prompt up front, so a template error stops the draft before any request."""
     jobs = []
     for persona in personas:
@@ -73,7 +75,8 @@ def plan(root: Path, backend: ChatBackend, personas: list[Persona], tools: dict[
 
 
 class Reviewer:
-    def __init__(self, root: Path, backend: ChatBackend, cache: ReviewCache, log: TextIO | None = None) -> None:
+    def __init__(self, root: Path, backend: ChatBackend | LocalBackend, cache: ReviewCache,
+                 log: TextIO | None = None) -> None:
         self.root = root
         self.backend = backend
         self.settings = backend.settings
@@ -81,20 +84,27 @@ class Reviewer:
         self.log = log or sys.stderr
         self.stats = Stats()
         self._stop = threading.Event()  # set by the first failure: no new request after it
+        self._first_failure: BaseException | None = None
+        self._failure_lock = threading.Lock()
 
     def _say(self, line: str) -> None:
-        print(line, file=self.log, flush=True)
+        print(redact(line), file=self.log, flush=True)
 
     def review(self, job: Job) -> Review:
         try:
             return self._review(job)
-        except BaseException:
+        except BaseException as exc:
+            with self._failure_lock:
+                if self._first_failure is None and not isinstance(exc, Stopped):
+                    self._first_failure = exc
             self._stop.set()
             raise
 
     def _review(self, job: Job) -> Review:
         hit = self.cache.get(job.key)
-        if hit is not None:
+        # A cached review is checked again: the persona's rules may have changed since it was stored.
+        if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
+                not quote_problems(job.persona, str(hit["quote"])):
             self.stats.add(cache_hits=1)
             self._say(f"  {job.persona.lens} on {job.slug}: {hit['verdict']} (cache)")
             return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"], cached=True)
@@ -107,7 +117,7 @@ class Reviewer:
             if self._stop.is_set():
                 raise Stopped()
             completion = call_with_retries(lambda m=messages: self.backend.complete(job.target, m),  # type: ignore[misc]
-                                           self.settings, where, on_retry=self._on_retry(where))
+                                           self.settings, where, on_retry=self._on_retry(where), stop=self._stop)
             self.stats.add(requests=1, prompt_tokens=completion.prompt_tokens,
                            completion_tokens=completion.completion_tokens)
             text = completion.text
@@ -146,15 +156,20 @@ class Reviewer:
         """Every review, up to ``concurrency`` in flight; the first failure stops new requests and is raised."""
         unique = {job.key: job for job in jobs}  # one request per distinct prompt
         results: dict[str, Review] = {}
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="review") as pool:
+        workers = min(self.settings.concurrency, self.backend.concurrency)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
+        try:
             futures: dict[Future[Review], Job] = {pool.submit(self.review, job): job for job in unique.values()}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() is not None for f in done):
-                for future in pending:
-                    future.cancel()
-                wait(pending)
-                errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
-                raise next(e for e in errors if not isinstance(e, Stopped))  # type: ignore[misc]
+            if self._stop.is_set():
+                wait(pending)  # requests in flight end quickly: retries and re-asks stop on the event
+                failure = self._first_failure or next(f.exception() for f in done if f.exception())
+                raise failure  # type: ignore[misc]
             for future in done:
                 results[futures[future].key] = future.result()
+        except BaseException:  # KeyboardInterrupt included: send nothing more, keep what was cached
+            self._stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
         return {(job.persona.lens, job.slug): results[job.key] for job in jobs}

@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import email.utils
-import time
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx2
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential_jitter,
+)
 
 from .errors import CreditsExhausted, TransportError
 from .settings import Settings
 
 T = TypeVar("T")
-RETRIED_STATUSES = frozenset({408, 409, 425, 429})
+RETRIED_STATUSES = frozenset({408, 425, 429})
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -28,7 +35,7 @@ def status_of(exc: BaseException) -> int | None:
 def is_transient(exc: BaseException) -> bool:
     status = status_of(exc)
     if status is not None:
-        return status in RETRIED_STATUSES or status >= 500
+        return status in RETRIED_STATUSES or (status >= 500 and status != 501)
     return isinstance(exc, InferenceTimeoutError | httpx2.TransportError | TimeoutError | ConnectionError)
 
 
@@ -81,14 +88,19 @@ def describe(exc: BaseException) -> str:
 
 
 def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
-                      on_retry: Callable[[BaseException], Any] | None = None) -> T:
-    """Run ``call``; retry transient failures; turn the final failure into one of our errors."""
+                      on_retry: Callable[[BaseException], Any] | None = None,
+                      stop: threading.Event | None = None) -> T:
+    """Run ``call``; retry transient failures; turn the final failure into one of our errors.
+
+    ``stop``, when set by another thread, ends the waiting and the retrying at once.
+    """
+    stop = stop or threading.Event()
     retrying = Retrying(
-        stop=stop_after_attempt(settings.transport_attempts),
+        stop=stop_after_attempt(settings.transport_attempts) | stop_when_event_set(stop),
         wait=WaitRetryAfterOrBackoff(settings),
         retry=retry_if_exception(is_transient),
         before_sleep=(lambda state: on_retry(state.outcome.exception())) if on_retry else None,  # type: ignore[union-attr,arg-type]
-        sleep=time.sleep,
+        sleep=lambda seconds: None if stop.wait(seconds) else None,  # a wait that the stop event cuts short
         reraise=True,
     )
     try:

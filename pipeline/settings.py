@@ -32,6 +32,9 @@ class Settings(BaseModel):
     backoff_max: float = Field(20.0, ge=0.0)
     reask_attempts: int = Field(2, ge=0, le=10)
     structured: bool = True  # ask for the reply schema as response_format; replies are validated anyway
+    local_model: str = "Qwen/Qwen2.5-3B-Instruct-GGUF/qwen2.5-3b-instruct-q4_k_m.gguf"
+    local_context: int = Field(4096, ge=512)
+    local_threads: int | None = Field(None, ge=1)
     cache_dir: Path = Path(".cache/verdicts")
     base_url: str = ""
     backend: Backend | None = None
