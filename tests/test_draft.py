@@ -194,3 +194,26 @@ def test_offbeat_paragraph_is_fluent_length() -> None:
     # The negative control must fail on beats, not on length.
     assert 90 <= len(OFFBEAT.format(name="Some Tool").split()) <= 170
     assert reference_quotes(), "the reference pages beside the project were not found"
+
+
+def test_hand_edits_are_not_overwritten(fake: FakeChatServer, draft, project: Path) -> None:
+    assert draft("hf-inference-providers", "mistral-3-small").code == 0
+    page = project / "outputs" / "hf-inference-providers-vs-mistral-3-small.md"
+    edited = page.read_text().replace("# Hugging Face", "# Edited by hand: Hugging Face")
+    page.write_text(edited)
+    persona = project / "personas" / "buyer.toml"
+    persona.write_text(persona.read_text().replace("You advise companies", "You advise firms"))
+    run = draft("hf-inference-providers", "mistral-3-small")
+    assert run.code == 2 and "differs from the new one" in run.err and str(page) in run.err
+    assert page.read_text() == edited
+    requests = len(fake.history)
+    assert draft("hf-inference-providers", "mistral-3-small", "--force").code == 0
+    assert len(fake.history) == requests, "the forced run reuses the reviews the refused run paid for"
+    assert "Edited by hand" not in page.read_text()
+
+
+def test_malformed_body_is_one_clear_error(fake: FakeChatServer, draft, project: Path) -> None:
+    fake.enqueue(Scripted(raw=b"<html>bad gateway page</html>"))
+    run = draft("hf-inference-providers", "mistral-3-small", "--concurrency", "1")
+    assert run.code == 3 and "not JSON" in run.err and "Traceback" not in run.err
+    assert not (project / "outputs").exists()
