@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,10 +57,13 @@ class ChatBackend:
         self.name = name
         self.settings = settings
         self.base_url = base_url
-        self._api_key = api_key
         self.concurrency = settings.concurrency
-        self._clients: dict[tuple[str, str], InferenceClient] = {}
-        self._lock = threading.Lock()
+        # One client serves every lens: model and provider travel with each request, not with the client.
+        if name == "endpoint":
+            self._client = InferenceClient(base_url=base_url, api_key=api_key or NO_KEY, timeout=settings.timeout)
+        else:
+            self._client = InferenceClient(provider="auto", api_key=api_key, timeout=settings.timeout,
+                                           bill_to=settings.bill_to or None)
 
     def describe(self) -> str:
         return f"endpoint {self.base_url}" if self.name == "endpoint" else "Hugging Face Inference Providers"
@@ -75,19 +77,6 @@ class ChatBackend:
             temperature=s.temperature if persona.temperature is None else persona.temperature,
         )
 
-    def _client(self, target: Target) -> InferenceClient:
-        key = (target.model, target.provider)
-        with self._lock:
-            if key not in self._clients:
-                if self.name == "endpoint":
-                    client = InferenceClient(base_url=self.base_url, api_key=self._api_key or NO_KEY,
-                                             timeout=self.settings.timeout)
-                else:
-                    client = InferenceClient(provider="auto", api_key=self._api_key, timeout=self.settings.timeout,
-                                             bill_to=self.settings.bill_to or None)
-                self._clients[key] = client
-            return self._clients[key]
-
     def routed_model(self, target: Target) -> str:
         """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""
         if self.name == "hf" and target.provider not in ("", "auto"):
@@ -100,7 +89,7 @@ class ChatBackend:
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
         try:
-            output = self._client(target).chat_completion(
+            output = self._client.chat_completion(
                 messages,  # type: ignore[arg-type]
                 model=self.routed_model(target),
                 temperature=target.temperature,

@@ -37,7 +37,6 @@ def review_key(target: Target, messages: list[Message], settings: Settings) -> s
 
 class ReviewCache:
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
         self._cache = diskcache.Cache(str(directory / "responses"))
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -49,6 +48,3 @@ class ReviewCache:
 
     def close(self) -> None:
         self._cache.close()
-
-    def __len__(self) -> int:
-        return len(self._cache)

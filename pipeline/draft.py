@@ -42,7 +42,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     backend = select_backend(settings, env)
     jobs = plan(root, backend, personas, tools)
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
-    placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "", "", True) for p in personas for slug in tools}
+    placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "", "") for p in personas for slug in tools}
     assemble(root, personas, tools, placeholder)
     reask_message(root, personas[0], ["placeholder problem"])
 

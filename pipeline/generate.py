@@ -43,7 +43,6 @@ class Review:
     verdict: str
     quote: str
     model: str
-    cached: bool
 
 
 @dataclass
@@ -107,7 +106,7 @@ class Reviewer:
                 not quote_problems(job.persona, str(hit["quote"])):
             self.stats.add(cache_hits=1)
             self._say(f"  {job.persona.lens} on {job.slug}: {hit['verdict']} (cache)")
-            return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"], cached=True)
+            return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"])
         where = f"{job.persona.lens} review of {job.slug}"
         messages = list(job.messages)
         problems: list[str] = []
@@ -135,7 +134,7 @@ class Reviewer:
                 continue
             self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": job.target.model})
             self._say(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({job.target.model})")
-            return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, job.target.model, cached=False)
+            return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, job.target.model)
         kept = self._keep_failed(job, text, problems)
         raise ReplyInvalid(job.persona.lens, job.slug, problems, attempts, kept)
 
