@@ -6,7 +6,7 @@ TOOL_A ?= hf-inference-providers
 TOOL_B ?= mistral-3-small
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install draft test lint bench clean
+.PHONY: install draft stale refresh pin test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,18 @@ $(VENV)/.installed: pyproject.toml
 
 draft: install
 	$(PY) -m pipeline draft $(TOOL_A) $(TOOL_B)
+
+# Drafts whose inputs changed, and why; exit 1 when any is stale.
+stale: install
+	$(PY) -m pipeline stale $(DRAFTS)
+
+# Regenerate stale sections, merged into hand edits. `python -m pipeline refresh` exits 5 on a conflict.
+refresh: install
+	$(PY) -m pipeline refresh $(DRAFTS)
+
+# make pin DRAFT=outputs/a-vs-b.md SECTION=skeptic:b (UNPIN=1 releases it)
+pin: install
+	$(PY) -m pipeline pin $(DRAFT) $(SECTION) $(if $(UNPIN),--unpin)
 
 test: install
 	$(PY) -m pytest

@@ -1,15 +1,20 @@
-"""Assemble the comparison page from the fact sheets and the panel's reviews."""
+"""Assemble the comparison page from the fact sheets and the panel's reviews, and find its sections."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import InputError
 from .generate import Review
 from .load import FactSheet, Persona
 from .render import render
 
 NO_VOTES = "—"
+# Section marks live only between rendering and splitting: md() strips control characters from every value.
+_OPEN, _CLOSE = "\x00section:", "\x00/section\x00"
+_MARK = re.compile("\x00section:([^\x00]*)\x00|\x00/section\x00")
 
 
 @dataclass(frozen=True)
@@ -19,12 +24,43 @@ class Card:
     panel_ship: str
     community: str
 
+    @property
+    def section(self) -> str:
+        return f"card:{self.slug}"
+
 
 @dataclass(frozen=True)
 class Row:
     persona: Persona
     a: Review
     b: Review
+
+
+@dataclass(frozen=True)
+class Page:
+    """A rendered page, and where each section (``card:<slug>``, ``<lens>:<slug>``) lies: [start, end) lines."""
+
+    text: str
+    spans: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    def section(self, name: str) -> str:
+        start, end = self.spans[name]
+        return "\n".join(self.lines[start:end])
+
+    def frame(self) -> str:
+        """The page outside its sections."""
+        lines = self.lines
+        for start, end in sorted(self.spans.values(), reverse=True):
+            lines[start:end] = ["\x00"]
+        return "\n".join(lines)
+
+
+def section_ids(personas: list[Persona], slugs: list[str]) -> list[str]:
+    return [f"card:{slug}" for slug in slugs] + [f"{p.lens}:{slug}" for p in personas for slug in slugs]
 
 
 def panel_ship(verdicts: list[str]) -> str:
@@ -34,12 +70,53 @@ def panel_ship(verdicts: list[str]) -> str:
     return f"{round(100 * verdicts.count('ship') / len(verdicts))}%"
 
 
+def _mark(name: str, caller: object) -> str:
+    return f"{_OPEN}{name}\x00{caller()}{_CLOSE}"  # type: ignore[operator]
+
+
+def split_sections(marked: str, expected: list[str], template: Path) -> Page:
+    """Remove the section marks and record each section's lines; the template must mark each section once."""
+    text, spans, opened, position = [], {}, None, 0
+    offset = 0
+    for match in _MARK.finditer(marked):
+        text.append(marked[position:match.start()])
+        offset += match.start() - position
+        position = match.end()
+        if match.group(1) is not None:
+            if opened is not None:
+                raise InputError(template, None, f"section {match.group(1)!r} starts inside section {opened[0]!r}")
+            opened = (match.group(1), offset)
+        elif opened is not None:
+            spans[opened[0]] = (opened[1], offset)
+            opened = None
+    text.append(marked[position:])
+    page = "".join(text)
+    lines: dict[str, tuple[int, int]] = {}
+    for name, (start, end) in spans.items():
+        chunk = page[start:end]
+        if not chunk.strip():
+            raise InputError(template, None, f"section {name!r} is empty")
+        first = start + len(chunk) - len(chunk.lstrip())
+        last = start + len(chunk.rstrip())
+        lines[name] = (page.count("\n", 0, first), page.count("\n", 0, last) + 1)
+    missing = [name for name in expected if name not in lines]
+    if missing:
+        raise InputError(template, None, f"section {missing[0]!r} is not marked",
+                         hint="Wrap each card and each quote in {% call section(...) %}...{% endcall %}.")
+    ordered = sorted(lines.items(), key=lambda item: item[1])
+    for (one, (_, end)), (two, (start, _)) in zip(ordered, ordered[1:], strict=False):
+        if start < end:
+            raise InputError(template, None, f"sections {one!r} and {two!r} share a line")
+    return Page(page, lines)
+
+
 def assemble(root: Path, personas: list[Persona], tools: dict[str, FactSheet],
-             reviews: dict[tuple[str, str], Review]) -> str:
+             reviews: dict[tuple[str, str], Review]) -> Page:
     (slug_a, sheet_a), (slug_b, sheet_b) = tools.items()
     cards = [
         Card(slug, sheet, panel_ship([reviews[(p.lens, slug)].verdict for p in personas]), NO_VOTES)
         for slug, sheet in ((slug_a, sheet_a), (slug_b, sheet_b))
     ]
     rows = [Row(p, reviews[(p.lens, slug_a)], reviews[(p.lens, slug_b)]) for p in personas]
-    return render(root, "page.md.j2", a=cards[0], b=cards[1], scorecard=rows)
+    marked = render(root, "page.md.j2", a=cards[0], b=cards[1], scorecard=rows, section=_mark)
+    return split_sections(marked, section_ids(personas, [slug_a, slug_b]), root / "prompts" / "page.md.j2")

@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import InferenceClient
@@ -50,6 +51,24 @@ class Completion:
     completion_tokens: int
 
 
+def target_for(backend: str, settings: Settings, persona: Persona) -> Target:
+    """What a lens's reviews are sent to, worked out without building a client (``stale`` needs no backend)."""
+    temperature = settings.temperature if persona.temperature is None else persona.temperature
+    if backend == "local":
+        # The file name, whether local_model is a path or <org>/<repo>/<file>.gguf: the same file either way.
+        return Target("local", PurePosixPath(settings.local_model).name, "", temperature)
+    provider = "" if backend == "endpoint" else (persona.provider or settings.provider)
+    return Target(backend, persona.model or settings.model, provider, temperature)
+
+
+def backend_name(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    """The backend a draft would use: VERDICTS_BACKEND, else an endpoint URL, else HF_TOKEN, else local."""
+    env = os.environ if env is None else env
+    if settings.backend is not None:
+        return settings.backend
+    return "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
+
+
 class ChatBackend:
     """An OpenAI-style chat-completions backend: an endpoint, or Inference Providers through the router."""
 
@@ -69,13 +88,7 @@ class ChatBackend:
         return f"endpoint {self.base_url}" if self.name == "endpoint" else "Hugging Face Inference Providers"
 
     def target(self, persona: Persona) -> Target:
-        s = self.settings
-        return Target(
-            backend=self.name,
-            model=persona.model or s.model,
-            provider="" if self.name == "endpoint" else (persona.provider or s.provider),
-            temperature=s.temperature if persona.temperature is None else persona.temperature,
-        )
+        return target_for(self.name, self.settings, persona)
 
     def routed_model(self, target: Target) -> str:
         """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""
@@ -128,9 +141,7 @@ def read_completion(output: Any) -> Completion:
 
 def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> ChatBackend | LocalBackend:
     env = os.environ if env is None else env
-    choice = settings.backend
-    if choice is None:
-        choice = "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
+    choice = backend_name(settings, env)
     if choice == "endpoint":
         if not settings.base_url:
             raise BackendError("VERDICTS_BACKEND=endpoint but VERDICTS_BASE_URL is not set",

@@ -7,9 +7,29 @@ import os
 import sys
 from pathlib import Path
 
-from .draft import draft
-from .errors import VerdictsError, redact
-from .settings import load_settings
+from .errors import InputError, VerdictsError, redact
+from .settings import Settings, load_settings
+
+STALE_EXIT = 1
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags that change which model answers, so they change the cache key and what counts as stale."""
+    parser.add_argument("--backend", choices=["endpoint", "hf", "local"], help="force a backend (VERDICTS_BACKEND)")
+    parser.add_argument("--model", help="model id or served model name (VERDICTS_MODEL)")
+    parser.add_argument("--provider", help="Inference Providers provider or policy: auto, fastest, cheapest, "
+                        "or a provider name (VERDICTS_PROVIDER)")
+
+
+def _request_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, help="reviews in flight at once (VERDICTS_CONCURRENCY)")
+    parser.add_argument("--timeout", type=float, help="seconds per request (VERDICTS_TIMEOUT)")
+    parser.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+
+
+def _drafts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("drafts", nargs="*", metavar="DRAFT",
+                        help="outputs/<a>-vs-<b>.md files or <a>-vs-<b> names (default: every draft in outputs/)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,30 +48,96 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Draft outputs/<A>-vs-<B>.md from tools/<A>.toml and tools/<B>.toml.")
     d.add_argument("tool_a", metavar="A", help="slug of the first tool (tools/<A>.toml)")
     d.add_argument("tool_b", metavar="B", help="slug of the second tool (tools/<B>.toml)")
-    d.add_argument("--backend", choices=["endpoint", "hf", "local"], help="force a backend (VERDICTS_BACKEND)")
-    d.add_argument("--model", help="model id or served model name (VERDICTS_MODEL)")
-    d.add_argument("--provider", help="Inference Providers provider or policy: auto, fastest, cheapest, "
-                   "or a provider name (VERDICTS_PROVIDER)")
-    d.add_argument("--concurrency", type=int, help="reviews in flight at once (VERDICTS_CONCURRENCY)")
-    d.add_argument("--timeout", type=float, help="seconds per request (VERDICTS_TIMEOUT)")
-    d.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+    _model_flags(d)
+    _request_flags(d)
     d.add_argument("--force", action="store_true",
-                   help="overwrite outputs/<A>-vs-<B>.md even where it differs from the new draft (hand edits)")
+                   help="overwrite outputs/<A>-vs-<B>.md even where it holds hand edits")
+
+    s = commands.add_parser("stale", help="list stale drafts and why (exit 1 when any is stale)",
+                            description="List the drafts whose inputs changed since they were generated, section by "
+                            "section, with the reason. Sends nothing. Exit 1 when anything is stale, 0 when not.")
+    _drafts(s)
+    _model_flags(s)
+
+    r = commands.add_parser("refresh", help="regenerate stale sections, merging them into hand edits",
+                            description="Regenerate the stale sections of drafts and merge them three-way into the "
+                            "files on disk. Exit 5 when a hand edit and a new generation overlap (the editor's "
+                            "text is kept, the new text is left in a comment below it).")
+    _drafts(r)
+    _model_flags(r)
+    _request_flags(r)
+    r.add_argument("--pr-body", type=Path, metavar="FILE", help="also write a Markdown summary for a pull request")
+
+    p = commands.add_parser("pin", help="pin sections of a draft so refresh never touches them",
+                            description="Pin (or with --unpin, release) sections of a draft. A section is card:<slug> "
+                            "or <lens>:<slug>, e.g. card:ollama or skeptic:ollama.")
+    p.add_argument("draft", metavar="DRAFT", help="outputs/<a>-vs-<b>.md or <a>-vs-<b>")
+    p.add_argument("sections", nargs="+", metavar="SECTION")
+    p.add_argument("--unpin", action="store_true", help="release the sections instead")
     return parser
+
+
+def _settings(root: Path, args: argparse.Namespace) -> Settings:
+    flags = {name: getattr(args, name, None) for name in ("backend", "model", "provider", "concurrency", "timeout",
+                                                          "cache_dir")}
+    return load_settings(root, **flags)
+
+
+def find_draft(root: Path, given: str) -> Path:
+    name = given if given.endswith(".md") else given + ".md"
+    for candidate in (Path(name), root / name, root / "outputs" / Path(name).name):
+        if candidate.is_file():
+            return candidate.resolve()
+    raise InputError(given, None, "no such draft", hint=f"Drafts are {root / 'outputs'}/<a>-vs-<b>.md.")
+
+
+def _shown(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
 
 
 def run(args: argparse.Namespace) -> int:
     root = (args.root or Path(os.environ.get("VERDICTS_ROOT") or ".")).resolve()
     if args.command == "draft":
-        settings = load_settings(root, backend=args.backend, model=args.model, provider=args.provider,
-                                 concurrency=args.concurrency, timeout=args.timeout, cache_dir=args.cache_dir)
-        result = draft(root, args.tool_a, args.tool_b, settings, force=args.force)
-        s = result.stats
-        shown = result.path.relative_to(root) if result.path.is_relative_to(root) else result.path
-        print(f"Wrote {shown}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} re-asks, "
-              f"{s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
-              f"tokens, {result.seconds:.1f} s")
-    return 0
+        from .draft import draft
+
+        drafted = draft(root, args.tool_a, args.tool_b, _settings(root, args), force=args.force)
+        s = drafted.stats
+        print(f"Wrote {_shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
+              f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
+              f"tokens, {drafted.seconds:.1f} s")
+        return 0
+    if args.command == "stale":
+        from .stale import Project, all_drafts, check_all
+
+        paths = [find_draft(root, d) for d in args.drafts] or all_drafts(root)
+        statuses = check_all(Project(root, _settings(root, args)), paths)
+        stale = [status for status in statuses if status.stale]
+        for status in stale:
+            print(f"{_shown(status.path, root)}: {len(status.stale)} stale section{'s' * (len(status.stale) != 1)}")
+            for section in status.stale:
+                print(f"  {section}")
+        tail = "; `make refresh` regenerates them." if stale else "."
+        print(f"{len(stale)} of {len(statuses)} drafts stale{tail}")
+        return STALE_EXIT if stale else 0
+    if args.command == "refresh":
+        from .refresh import CONFLICT_EXIT, refresh
+        from .report import pr_body, summary
+        from .write import write_atomic
+
+        paths = [find_draft(root, d) for d in args.drafts]
+        result = refresh(root, _settings(root, args), drafts=paths or None)
+        print("\n".join(summary(result, root)))
+        if args.pr_body:
+            write_atomic(args.pr_body.resolve(), pr_body(result, root))
+        return CONFLICT_EXIT if result.conflicts else 0
+    if args.command == "pin":
+        from .provenance import pin
+
+        path = find_draft(root, args.draft)
+        pinned = pin(path, args.sections, unpin=args.unpin)
+        print(f"{_shown(path, root)}: pinned: {', '.join(pinned) or 'nothing'}")
+        return 0
+    raise AssertionError(args.command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ from .cache import ReviewCache
 from .errors import InputError
 from .generate import Review, Reviewer, Stats, plan
 from .load import load_personas, load_tool
+from .provenance import Inputs, build_record, read_record, write_record
 from .render import reask_message
 from .settings import Settings
 from .write import write_atomic
@@ -42,7 +43,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     backend = select_backend(settings, env)
     jobs = plan(root, backend, personas, tools)
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
-    placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "", "") for p in personas for slug in tools}
+    placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "x", "") for p in personas for slug in tools}
     assemble(root, personas, tools, placeholder)
     reask_message(root, personas[0], ["placeholder problem"])
 
@@ -55,9 +56,22 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         cache.close()
     page = assemble(root, personas, tools, reviews)
     path = output_path(root, slug_a, slug_b)
-    if path.exists() and not force and path.read_text(encoding="utf-8") != page:
-        raise InputError(path, None, "the draft on disk differs from the new one (hand edits?); not overwritten",
-                         hint="Keep your edits, or run again with --force to replace the file. "
-                         "The new reviews are cached, so that run sends no request.")
-    write_atomic(path, page)
+    if path.exists() and not force:
+        refuse_to_overwrite(path, page.text)
+    write_atomic(path, page.text)
+    jobs_by_section = {f"{job.persona.lens}:{job.slug}": job for job in jobs}
+    write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews))
     return DraftResult(path, reviewer.stats, time.monotonic() - started)
+
+
+def refuse_to_overwrite(path: Path, page: str) -> None:
+    """A draft on disk is replaced only where it holds nothing but generated text."""
+    text = path.read_text(encoding="utf-8")
+    record = read_record(path)
+    if text == page or (record is not None and text == record.page.text):
+        return
+    hint = ("Run `python -m pipeline refresh " + str(path.name) + "` to merge new generations into your edits, "
+            if record is not None else "Keep your edits, ")
+    raise InputError(path, None, "the draft on disk has changes that are not generated text (hand edits?); "
+                     "not overwritten", hint=hint + "or run again with --force to replace the file. "
+                     "The new reviews are cached, so that run sends no request.")

@@ -18,6 +18,7 @@ from .load import FactSheet, Persona
 from .local import LocalBackend
 from .render import Message, reask_message, review_messages
 from .retry import call_with_retries, describe
+from .settings import Settings
 from .validate import InvalidReply, quote_problems, validate_reply
 from .write import write_atomic
 
@@ -44,6 +45,10 @@ class Review:
     quote: str
     model: str
 
+    @property
+    def section(self) -> str:
+        return f"{self.lens}:{self.slug}"
+
 
 @dataclass
 class Stats:
@@ -61,16 +66,16 @@ class Stats:
                 setattr(self, name, getattr(self, name) + value)
 
 
+def make_job(root: Path, target: Target, persona: Persona, slug: str, sheet: FactSheet, settings: Settings) -> Job:
+    messages = review_messages(root, persona, sheet)
+    return Job(persona, slug, sheet, target, messages, review_key(target, messages, settings))
+
+
 def plan(root: Path, backend: ChatBackend | LocalBackend, personas: list[Persona],
          tools: dict[str, FactSheet]) -> list[Job]:
     """Render every prompt up front, so a template error stops the draft before any request."""
-    jobs = []
-    for persona in personas:
-        target = backend.target(persona)
-        for slug, sheet in tools.items():
-            messages = review_messages(root, persona, sheet)
-            jobs.append(Job(persona, slug, sheet, target, messages, review_key(target, messages, backend.settings)))
-    return jobs
+    return [make_job(root, backend.target(p), p, slug, sheet, backend.settings)
+            for p in personas for slug, sheet in tools.items()]
 
 
 class Reviewer:

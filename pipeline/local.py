@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .backends import REPLY_SCHEMA, Completion, Target
+from .backends import REPLY_SCHEMA, Completion, Target, target_for
 from .errors import BackendError
 from .load import Persona
 from .render import Message
@@ -88,8 +88,7 @@ class LocalBackend:
         return f"the local model {self.path.name}"
 
     def target(self, persona: Persona) -> Target:
-        temperature = self.settings.temperature if persona.temperature is None else persona.temperature
-        return Target(backend="local", model=self.path.name, provider="", temperature=temperature)
+        return target_for("local", self.settings, persona)
 
     def _load(self) -> Any:
         if self._llama is None:

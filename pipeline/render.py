@@ -18,11 +18,12 @@ Message = dict[str, str]
 
 
 TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def md(text: str) -> str:
-    """One line of Markdown text: whitespace folded, and no '<' that could open an HTML tag."""
-    return TAG_START.sub("&lt;", " ".join(str(text).split()))
+    """One line of Markdown text: whitespace folded, no control character, no '<' that could open an HTML tag."""
+    return TAG_START.sub("&lt;", " ".join(CONTROL.sub("", str(text)).split()))
 
 
 def cell(text: str) -> str:
@@ -81,3 +82,17 @@ def review_messages(root: Path, persona: Persona, sheet: FactSheet) -> list[Mess
 
 def reask_message(root: Path, persona: Persona, problems: list[str]) -> Message:
     return {"role": "user", "content": render(root, "reask.j2", persona=persona, problems=problems)}
+
+
+def template_fingerprint(root: Path, name: str) -> str:
+    """A template's tokens without comments or whitespace inside tags: what can change what it renders."""
+    path = root / "prompts" / name
+    try:
+        source = path.read_text(encoding="utf-8")
+        tokens = [(kind, value) for _, kind, value in _environment(root / "prompts").lex(source, name)
+                  if kind not in ("comment_begin", "comment", "comment_end", "whitespace")]
+    except FileNotFoundError:
+        raise InputError(path, None, "template not found") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise InputError(path, f"line {exc.lineno}", exc.message or "syntax error") from None
+    return hashlib.sha256(json.dumps(tokens, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -67,3 +67,15 @@ def draft(project: Path, capsys: pytest.CaptureFixture[str]):
         return Run(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def cli(project: Path, capsys: pytest.CaptureFixture[str]):
+    """Run any ``python -m pipeline`` command in-process against the project copy."""
+
+    def run(*args: str) -> Run:
+        code = main(["--root", str(project), *args])
+        captured = capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    return run

@@ -102,6 +102,16 @@ def synthetic(request: dict[str, Any]) -> str:
     return json.dumps({"verdict": "skip" if lens == "skeptic" else "ship", "quote": quote})
 
 
+def attentive(request: dict[str, Any]) -> str:
+    """Like ``synthetic``, but the quote also cites the entry price from the fact sheet, as a real model would:
+    a changed fact sheet gives a changed quote."""
+    reply = json.loads(synthetic(request))
+    text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
+    entry = re.search(r'"entry": "([^"]*)"', text)
+    reply["quote"] += f" Entry is {entry.group(1) if entry else 'unknown'}, which sets the bar."
+    return json.dumps(reply)
+
+
 def offbeat(request: dict[str, Any]) -> str:
     return json.dumps({"verdict": "ship", "quote": OFFBEAT.format(name=lens_and_tool(request)[1])})
 
@@ -232,9 +242,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
-    parser.add_argument("--mode", choices=["synthetic", "reference", "offbeat"], default="synthetic")
+    parser.add_argument("--mode", choices=["synthetic", "attentive", "reference", "offbeat"], default="synthetic")
     args = parser.parse_args()
-    responder = {"synthetic": synthetic, "offbeat": offbeat}.get(args.mode) or reference()
+    responder = {"synthetic": synthetic, "attentive": attentive, "offbeat": offbeat}.get(args.mode) or reference()
     server = FakeChatServer(responder, delay=args.delay, port=args.port).start()
     print(f"fake chat-completions server on {server.base_url} ({args.mode}), Ctrl-C to stop", flush=True)
     try:

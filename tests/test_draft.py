@@ -204,12 +204,21 @@ def test_hand_edits_are_not_overwritten(fake: FakeChatServer, draft, project: Pa
     persona = project / "personas" / "buyer.toml"
     persona.write_text(persona.read_text().replace("You advise companies", "You advise firms"))
     run = draft("hf-inference-providers", "mistral-3-small")
-    assert run.code == 2 and "differs from the new one" in run.err and str(page) in run.err
+    assert run.code == 2 and "not generated text" in run.err and str(page) in run.err
+    assert "refresh" in run.err, "the hint points to the command that merges instead"
     assert page.read_text() == edited
     requests = len(fake.history)
     assert draft("hf-inference-providers", "mistral-3-small", "--force").code == 0
     assert len(fake.history) == requests, "the forced run reuses the reviews the refused run paid for"
     assert "Edited by hand" not in page.read_text()
+
+
+def test_a_draft_without_hand_edits_is_simply_regenerated(fake: FakeChatServer, draft, project: Path) -> None:
+    assert draft("hf-inference-providers", "mistral-3-small").code == 0
+    tool = project / "tools" / "mistral-3-small.toml"
+    tool.write_text(tool.read_text().replace('entry = "Free"', 'entry = "$0.10 / M tokens"'))
+    assert draft("hf-inference-providers", "mistral-3-small").code == 0
+    assert "| $0.10 / M tokens |" in page_of(project, "hf-inference-providers", "mistral-3-small")
 
 
 def test_malformed_body_is_one_clear_error(fake: FakeChatServer, draft, project: Path) -> None:

@@ -1,0 +1,187 @@
+"""Provenance: what each section of a draft was made from, kept in a sidecar beside the draft.
+
+``outputs/<a>-vs-<b>.md`` is the editor's; ``outputs/<a>-vs-<b>.provenance.json`` is the pipeline's. The sidecar
+holds the page as last generated (the base of refresh's three-way merge), the lines of each section in it, and
+per section the fingerprints of the inputs it was made from. Fingerprints are taken of parsed data, not of
+files, so a comment or whitespace in a TOML file or a template comment changes none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .assemble import Page
+from .backends import Target
+from .errors import InputError
+from .generate import Job, Review
+from .load import FactSheet, Persona
+from .render import template_fingerprint
+from .settings import Settings
+from .write import write_atomic
+
+_SHORT_LIST = re.compile(r"\[((?:\s*(?:\d+|\"[a-z0-9:-]*\"),?)+)\s*\]")  # line spans, slugs: one line each
+CARD_FIELDS = ("name", "category", "tagline", "entry", "description")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lines: tuple[int, int]
+    inputs: dict[str, str]
+    # Quotes only: the review the section shows, and the cache key and model settings it came from.
+    key: str = ""
+    verdict: str = ""
+    quote: str = ""
+    model: str = ""
+    settings: dict[str, Any] = {}
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal[1] = 1
+    tools: tuple[str, str]
+    pinned: list[str] = []
+    frame: dict[str, str]
+    sections: dict[str, Section]
+    generated: list[str]
+
+    @property
+    def page(self) -> Page:
+        return Page("\n".join(self.generated), {name: s.lines for name, s in self.sections.items()})
+
+
+def sidecar_path(draft: Path) -> Path:
+    return draft.with_name(draft.name.removesuffix(".md") + ".provenance.json")
+
+
+def fingerprint(value: Any) -> str:
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def target_settings(target: Target, settings: Settings) -> dict[str, Any]:
+    """The model settings a quote depends on, kept readable so a reason can say what changed."""
+    return {"backend": target.backend, "model": target.model, "provider": target.provider,
+            "temperature": target.temperature, "max_tokens": settings.max_tokens, "structured": settings.structured}
+
+
+class Inputs:
+    """Input fingerprints of one project state, each worked out once (``stale`` may check 1,000 drafts)."""
+
+    def __init__(self, root: Path, personas: list[Persona]) -> None:
+        self.root = root
+        self.personas = personas
+        self._templates: dict[str, str] = {}
+        self._data: dict[tuple[str, int], tuple[object, str]] = {}
+
+    def template(self, name: str) -> str:
+        if name not in self._templates:
+            self._templates[name] = template_fingerprint(self.root, name)
+        return self._templates[name]
+
+    def _of(self, model: FactSheet | Persona, include: tuple[str, ...] | None = None) -> str:
+        memo = (",".join(include or ()), id(model))
+        if memo not in self._data:  # the model is kept with its fingerprint, so its id is never reused
+            self._data[memo] = (model, fingerprint(model.model_dump(include=set(include) if include else None)))
+        return self._data[memo][1]
+
+    def quote(self, persona: Persona, slug: str, sheet: FactSheet, settings: dict[str, Any]) -> dict[str, str]:
+        return {f"tools/{slug}.toml": self._of(sheet), f"personas/{persona.lens}.toml": self._of(persona),
+                "prompts/system.j2": self.template("system.j2"), "prompts/user.j2": self.template("user.j2"),
+                "settings": fingerprint(settings)}
+
+    def card(self, slug: str, sheet: FactSheet) -> dict[str, str]:
+        return {f"tools/{slug}.toml": self._of(sheet, CARD_FIELDS), "prompts/page.md.j2": self.template("page.md.j2")}
+
+    def frame(self, tools: dict[str, FactSheet]) -> dict[str, str]:
+        inputs = {f"tools/{slug}.toml": self._of(sheet, ("name",)) for slug, sheet in tools.items()}
+        inputs.update({f"personas/{p.lens}.toml": self._of(p, ("title", "role", "order")) for p in self.personas})
+        inputs["prompts/page.md.j2"] = self.template("page.md.j2")
+        return inputs
+
+
+def changes(old: dict[str, str], new: dict[str, str], old_settings: dict[str, Any] | None = None,
+            new_settings: dict[str, Any] | None = None) -> list[str]:
+    """Why a section is stale, in the editor's words: which inputs changed."""
+    reasons = []
+    for name in sorted(new.keys() | old.keys()):
+        if old.get(name) == new.get(name):
+            continue
+        if name == "settings":
+            diff = [f"{k}: {(old_settings or {}).get(k)} → {(new_settings or {}).get(k)}"
+                    for k in sorted((new_settings or {}).keys() | (old_settings or {}).keys())
+                    if (old_settings or {}).get(k) != (new_settings or {}).get(k)]
+            reasons.append("model settings changed" + (f" ({', '.join(diff)})" if diff else ""))
+        else:
+            reasons.append(f"{name} {'added' if name not in old else 'removed' if name not in new else 'changed'}")
+    return reasons
+
+
+def read_record(draft: Path) -> Record | None:
+    path = sidecar_path(draft)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, None, f"not valid JSON ({exc})",
+                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+    try:
+        return Record.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(path, ".".join(str(p) for p in first["loc"]) or None, first["msg"],
+                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+
+
+def write_record(draft: Path, record: Record) -> None:
+    data = {"format": record.format, **record.model_dump(mode="json", exclude_defaults=True)}
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    text = _SHORT_LIST.sub(lambda m: "[" + ", ".join(part.strip() for part in m.group(1).split(",")) + "]", text)
+    write_atomic(sidecar_path(draft), text)
+
+
+def build_record(inputs: Inputs, settings: Settings, tools: dict[str, FactSheet], page: Page, jobs: dict[str, Job],
+                 reviews: dict[tuple[str, str], Review], keep: dict[str, Section] | None = None,
+                 pinned: list[str] | None = None) -> Record:
+    """The sidecar for a page just generated. Sections in ``keep`` (pinned ones) keep their old record."""
+    keep = keep or {}
+    sections: dict[str, Section] = {}
+    for slug, sheet in tools.items():
+        name = f"card:{slug}"
+        sections[name] = Section(lines=page.spans[name], inputs=inputs.card(slug, sheet))
+    for persona in inputs.personas:
+        for slug, sheet in tools.items():
+            name = f"{persona.lens}:{slug}"
+            job, review = jobs[name], reviews[(persona.lens, slug)]
+            used = target_settings(job.target, settings)
+            sections[name] = Section(lines=page.spans[name], inputs=inputs.quote(persona, slug, sheet, used),
+                                     key=job.key, verdict=review.verdict, quote=review.quote, model=review.model,
+                                     settings=used)
+    for name, old in keep.items():
+        if name in sections:
+            sections[name] = old.model_copy(update={"lines": page.spans[name]})
+    slug_a, slug_b = tools
+    return Record(tools=(slug_a, slug_b), pinned=sorted(pinned or []), frame=inputs.frame(tools), sections=sections,
+                  generated=page.lines)
+
+
+def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
+    """Pin sections (refresh leaves them alone) or release them; returns what is pinned now."""
+    record = read_record(draft)
+    if record is None:
+        raise InputError(sidecar_path(draft), None, "not found: only a draft made by the pipeline can be pinned")
+    for name in names:
+        if name not in record.sections:
+            raise InputError("command line", "SECTION", f"{name!r} is not a section of {draft.name}",
+                             hint="Sections: " + ", ".join(record.sections))
+    pinned = set(record.pinned) - set(names) if unpin else set(record.pinned) | set(names)
+    write_record(draft, record.model_copy(update={"pinned": sorted(pinned)}))
+    return sorted(pinned)

@@ -1,0 +1,190 @@
+"""The ``refresh`` command: regenerate stale sections and merge them into the editor's drafts, three-way.
+
+For each stale draft: base = the page as last generated (from the sidecar), ours = the draft on disk with the
+editor's hand edits, theirs = the page generated now, where only stale sections have new reviews and pinned
+sections keep their last generated text. ``merge3`` merges line by line. Where the editor and the generation
+changed the same lines, the editor's text stays and the new generation goes in an HTML comment right after it:
+invisible on the rendered page, plain to see in the pull request's diff.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import merge3
+
+from .assemble import Page, assemble
+from .backends import select_backend
+from .cache import ReviewCache
+from .errors import InputError
+from .generate import Review, Reviewer, Stats
+from .provenance import build_record, write_record
+from .settings import Settings
+from .stale import DraftStatus, Project, StaleSection, all_drafts, check_all, label
+from .write import write_atomic
+
+CONFLICT_EXIT = 5  # refresh finished, but some hand edits and new generations overlap: an editor must look
+
+
+@dataclass
+class Conflict:
+    sections: list[str]
+    editor: list[str]
+    generated: list[str]
+
+
+@dataclass
+class DraftChange:
+    path: Path
+    stale: list[StaleSection]
+    edited: list[str] = field(default_factory=list)  # sections the editor had changed by hand
+    conflicts: list[Conflict] = field(default_factory=list)
+    pinned: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
+    written: bool = False
+
+    def outcome(self, section: str) -> str:
+        if any(section in c.sections for c in self.conflicts):
+            return "**conflict**: your text kept, the new generation is in a comment right below it"
+        if section in self.unchanged:
+            return "regenerated, same text"
+        return "updated, merged with your hand edit" if section in self.edited else "updated"
+
+
+@dataclass
+class RefreshResult:
+    checked: int
+    changes: list[DraftChange]
+    stats: Stats
+    backend: str
+    models: list[str]
+
+    @property
+    def conflicts(self) -> int:
+        return sum(len(change.conflicts) for change in self.changes)
+
+
+def sections_at(spans: dict[str, tuple[int, int]], start: int, end: int) -> list[str]:
+    """Sections overlapping lines [start, end); an empty range counts when it falls inside a section."""
+    return [name for name, (s, e) in spans.items() if (s < end and start < e) or (start == end and s < start < e)]
+
+
+def edited_sections(base: Page, ours: list[str]) -> list[str]:
+    touched: set[str] = set()
+    matcher = difflib.SequenceMatcher(None, base.lines, ours, autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag != "equal":
+            touched.update(sections_at(base.spans, i1, i2))
+    return sorted(touched)
+
+
+def keep_pinned(theirs: Page, base: Page, pinned: list[str]) -> Page:
+    """Put the last generated text of pinned sections back into the new page."""
+    lines, spans = theirs.lines, dict(theirs.spans)
+    for name in sorted((n for n in pinned if n in spans and n in base.spans), key=lambda n: -spans[n][0]):
+        start, end = spans[name]
+        old = base.section(name).split("\n")
+        lines[start:end] = old
+        shift = len(old) - (end - start)
+        spans = {n: (s + shift, e + shift) if s >= end else (s, e) for n, (s, e) in spans.items()}
+        spans[name] = (start, start + len(old))
+    return Page("\n".join(lines), spans)
+
+
+def conflict_note(sections: list[str], generated: list[str]) -> list[str]:
+    what = ", ".join(label(s) for s in sections) or "the page"
+    body = [line.replace("-->", "--&gt;") for line in generated] or ["(the new generation removes these lines)"]
+    # The blank line first: a comment line straight after a quote could be read as part of it.
+    return ["", f"<!-- verdicts refresh: conflict in {what}. Your text above is kept; the new generation below "
+            "was not applied. Take what you want from it, then delete this comment.", *body, "-->"]
+
+
+def merge(base: Page, ours: list[str], theirs: Page) -> tuple[list[str], list[Conflict]]:
+    merged: list[str] = []
+    conflicts = []
+    for region in merge3.Merge3(base.lines, ours, theirs.lines).merge_regions():
+        kind = region[0]
+        if kind == "unchanged":
+            merged += base.lines[region[1]:region[2]]
+        elif kind in ("a", "same"):
+            merged += ours[region[1]:region[2]]
+        elif kind == "b":
+            merged += theirs.lines[region[1]:region[2]]
+        else:  # conflict: the editor's lines stay, the generation follows in a comment
+            _, z1, z2, a1, a2, b1, b2 = region  # type: ignore[misc]
+            sections = sorted(set(sections_at(base.spans, z1, z2)) | set(sections_at(theirs.spans, b1, b2)))
+            conflict = Conflict(sections, ours[a1:a2], theirs.lines[b1:b2])
+            conflicts.append(conflict)
+            merged += conflict.editor + conflict_note(sections, conflict.generated)
+    return merged, conflicts
+
+
+def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
+            drafts: list[Path] | None = None, log: TextIO | None = None) -> RefreshResult:
+    log = log or sys.stderr
+    project = Project(root, settings, env)
+    paths = drafts if drafts else all_drafts(root)
+    statuses = check_all(project, paths)
+    orphans = [s.path for s in statuses if s.record is None]
+    if orphans:
+        raise InputError(orphans[0], None, "has no provenance record, so hand edits cannot be told from "
+                         "generated text; not refreshed",
+                         hint="Regenerate it with `python -m pipeline draft A B --force` (keep a copy of your edits), "
+                         "or delete it.")
+    todo = [s for s in statuses if s.stale]
+    jobs = [project.job(*name.split(":", 1)) for s in todo for name in s.stale_quotes()]
+    stats, models, new = Stats(), sorted({job.target.model for job in jobs}), {}
+    if jobs:
+        backend = select_backend(settings, env)
+        cache = ReviewCache(settings.cache_dir)
+        try:
+            reviewer = Reviewer(root, backend, cache, log)
+            print(f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews "
+                  f"through {backend.describe()}", file=log)
+            new = reviewer.review_all(jobs)
+            stats = reviewer.stats
+        finally:
+            cache.close()
+    changes = [apply(project, status, new) for status in todo]
+    return RefreshResult(len(statuses), changes, stats, project.backend, models)
+
+
+def apply(project: Project, status: DraftStatus, new: dict[tuple[str, str], Review]) -> DraftChange:
+    """Merge one stale draft's regenerated sections into the file on disk, then record what was generated."""
+    record = status.record
+    assert record is not None
+    regenerated = set(status.stale_quotes())
+    reviews = {}
+    for persona in project.personas:
+        for slug in status.tools:
+            name = f"{persona.lens}:{slug}"
+            old = record.sections.get(name)
+            if name in regenerated or old is None:
+                reviews[(persona.lens, slug)] = new[(persona.lens, slug)]
+            else:
+                reviews[(persona.lens, slug)] = Review(persona.lens, slug, old.verdict, old.quote, old.model)
+    base = record.page
+    theirs = keep_pinned(assemble(project.root, project.personas, status.tools, reviews), base, record.pinned)
+    text = status.path.read_text(encoding="utf-8")
+    ours = text.split("\n")
+    change = DraftChange(status.path, status.stale, edited_sections(base, ours),
+                         pinned=[name for name in record.pinned if name in theirs.spans])
+    change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
+                        and theirs.section(s.section) == base.section(s.section)]
+    merged, change.conflicts = merge(base, ours, theirs)
+    result = "\n".join(merged)
+    if result != text:
+        write_atomic(status.path, result)
+        change.written = True
+    # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
+    # editor's and the regeneration as identical, so nothing is lost or doubled.
+    jobs = {f"{p.lens}:{slug}": project.job(p.lens, slug) for p in project.personas for slug in status.tools}
+    keep = {name: record.sections[name] for name in record.pinned if name in record.sections}
+    write_record(status.path, build_record(project.inputs, project.settings, status.tools, theirs, jobs, reviews,
+                                           keep, record.pinned))
+    return change

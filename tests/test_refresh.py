@@ -1,0 +1,164 @@
+"""Stale drafts, edit-preserving refresh and pins, against the fake server through the real client."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.fakeserver import FakeChatServer, attentive, lens_and_tool
+
+GOLDEN = Path(__file__).parent / "golden"
+A, B, C = "hf-inference-providers", "mistral-3-small", "mistral-4b-edge"
+C_NAME = "Mistral 4B Edge"
+
+
+@pytest.fixture
+def fake_attentive(fake: FakeChatServer) -> FakeChatServer:
+    fake.responder = attentive
+    return fake
+
+
+def page(project: Path, a: str, b: str) -> Path:
+    return project / "outputs" / f"{a}-vs-{b}.md"
+
+
+def set_entry(project: Path, slug: str, entry: str) -> None:
+    tool = project / "tools" / f"{slug}.toml"
+    text, n = re.subn(r'^entry = ".*"$', f'entry = "{entry}"', tool.read_text(), flags=re.MULTILINE)
+    assert n == 1
+    tool.write_text(text)
+
+
+def quote_line(text: str, name: str, lens_title: str) -> str:
+    """The quote line on ``name`` in the lens's row of the scorecard."""
+    row = text.split(f"### {lens_title}", 1)[1]
+    return row.split(f"**{name}**:", 1)[1].split("\n> ", 1)[1].split("\n", 1)[0]
+
+
+def test_stale_and_refresh_scenario(fake_attentive: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0 and cli("draft", A, C).code == 0
+    assert len(fake_attentive.history) == 12
+    assert cli("stale").code == 0
+    untouched = page(project, A, B).read_text()
+
+    # The editor rewrites the builder's quote on A in the A-vs-C draft; then C's price changes.
+    draft_ac = page(project, A, C)
+    original = draft_ac.read_text()
+    builder_on_a = quote_line(original, "Hugging Face Inference Providers Marketplace", "Builder")
+    edited = original.replace(builder_on_a, "> “Edited by hand: " + builder_on_a[3:])
+    draft_ac.write_text(edited)
+    set_entry(project, C, "$0.04 / M tokens")
+
+    stale = cli("stale")
+    assert stale.code == 1
+    assert f"outputs/{A}-vs-{C}.md: 5 stale sections" in stale.out
+    assert f"{A}-vs-{B}" not in stale.out, "a draft without the changed tool is not stale"
+    assert f"card of {C}: tools/{C}.toml changed" in stale.out
+    for lens in ("builder", "skeptic", "buyer", "futurist"):
+        assert f"{lens} quote on {C}: tools/{C}.toml changed" in stale.out
+    assert f"quote on {A}" not in stale.out
+
+    before = len(fake_attentive.history)
+    refreshed = cli("refresh")
+    assert refreshed.code == 0, refreshed.err
+    sent = fake_attentive.history[before:]
+    assert len(sent) == 4, "only the four reviews of the changed tool are requested"
+    assert {lens_and_tool(r["json"])[1] for r in sent} == {C_NAME}
+
+    text = draft_ac.read_text()
+    assert "> “Edited by hand: " in text, "the hand edit survives"
+    assert "| $0.04 / M tokens |" in text, "the card shows the new entry"
+    assert quote_line(text, C_NAME, "Skeptic").endswith("Entry is $0.04 / M tokens, which sets the bar.”")
+    assert "conflict" not in text
+    assert page(project, A, B).read_text() == untouched
+    assert cli("stale").code == 0
+    assert cli("refresh").code == 0 and len(fake_attentive.history) == before + 4, "a second refresh sends nothing"
+
+
+def test_changes_that_cannot_alter_a_prompt_or_the_page_are_not_stale(fake: FakeChatServer, cli,
+                                                                        project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    tool = project / "tools" / f"{B}.toml"
+    tool.write_text("# reviewed by the desk on Monday\n\n" + tool.read_text().replace("\n", "\n\n", 2))
+    persona = project / "personas" / "skeptic.toml"
+    persona.write_text(persona.read_text() + "\n# a note for the next editor\n")
+    for name in ("user.j2", "page.md.j2"):
+        template = project / "prompts" / name
+        template.write_text("{# a comment #}" + template.read_text())
+    run = cli("stale")
+    assert run.code == 0 and "0 of 1 drafts stale" in run.out, run.out
+    set_entry(project, B, "Free tier")
+    assert cli("stale").code == 1
+
+
+def test_settings_and_template_changes_name_their_reason(fake: FakeChatServer, cli, project: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("draft", A, B).code == 0
+    monkeypatch.setenv("VERDICTS_MODEL", "another/model")
+    run = cli("stale")
+    assert run.code == 1 and "model settings changed (model: Qwen/Qwen2.5-72B-Instruct → another/model)" in run.out
+    monkeypatch.delenv("VERDICTS_MODEL")
+    page_template = project / "prompts" / "page.md.j2"
+    page_template.write_text(page_template.read_text().replace("Which one should you ship with?",
+                                                               "Which one belongs in your stack?"))
+    run = cli("stale")
+    assert run.code == 1 and "page frame: prompts/page.md.j2 changed" in run.out
+    assert "quote on" not in run.out, "the page template feeds no prompt"
+
+
+def test_conflicts_keep_the_editor_and_show_the_generation(fake_attentive: FakeChatServer, cli,
+                                                           project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    draft_ab = page(project, A, B)
+    original = draft_ab.read_text()
+    b_name = "Mistral 3 Small (24B)"
+    builder, skeptic = quote_line(original, b_name, "Builder"), quote_line(original, b_name, "Skeptic")
+    mine = "> “My own verdict on this model, written by the editor, which no refresh may lose.”"
+    edited = original.replace(builder, mine)
+    # An edit in the card's description, away from the entry price that will change: merged cleanly.
+    edited = edited.replace("An open-weight language model of 24 billion", "An open-weight model of 24 billion")
+    draft_ab.write_text(edited)
+    assert cli("pin", f"outputs/{A}-vs-{B}.md", f"skeptic:{B}").code == 0
+    assert cli("pin", f"{A}-vs-{B}", "nonsense:x").code == 2
+    set_entry(project, B, "$0.10 / M tokens")
+
+    before = len(fake_attentive.history)
+    body = project / "pr-body.md"
+    run = cli("refresh", "--pr-body", str(body))
+    assert run.code == 5, run.err
+    sent = fake_attentive.history[before:]
+    assert sorted(lens_and_tool(r["json"])[0] for r in sent) == ["builder", "buyer", "futurist"], \
+        "the pinned skeptic section is not regenerated"
+
+    text = draft_ab.read_text()
+    assert mine in text, "the editor's text survives"
+    note = text.split(mine, 1)[1]
+    assert note.startswith(f"\n\n<!-- verdicts refresh: conflict in builder quote on {B}.")
+    comment = note.split("\n-->", 1)[0]
+    assert comment.count("\n") == 3 and "Entry is $0.10 / M tokens, which sets the bar.”" in comment, \
+        "the new generation is shown right after the editor's text"
+    assert quote_line(text, b_name, "Skeptic") == skeptic, "the pinned section is untouched"
+    assert "An open-weight model of 24 billion" in text and "| $0.10 / M tokens |" in text
+    assert "conflict" in run.out and f"builder quote on {B}" in run.out
+
+    record = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())
+    assert record["pinned"] == [f"skeptic:{B}"]
+    assert cli("stale").code == 0, "after the refresh nothing is stale: the conflict is the editor's to settle"
+
+    golden = GOLDEN / "refresh-pr-body.md"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(body.read_text(), encoding="utf-8")
+    assert body.read_text() == golden.read_text(encoding="utf-8"), "PR body differs from golden (UPDATE_GOLDEN=1)"
+
+
+def test_a_draft_without_provenance_is_stale_and_not_refreshed(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    (project / "outputs" / f"{A}-vs-{B}.provenance.json").unlink()
+    run = cli("stale")
+    assert run.code == 1 and "no provenance record" in run.out
+    run = cli("refresh")
+    assert run.code == 2 and "no provenance record" in run.err and "--force" in run.err
