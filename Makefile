@@ -40,6 +40,7 @@ lint: install
 
 bench: install
 	$(PY) bench/cold_draft.py
+	$(PY) bench/stale_drafts.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,74 @@
+"""The CI workflows: actionlint (with shellcheck for run: scripts) passes, and they do what the README says."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert found, f"{name} is not installed: it comes with the dev extra (make install)"
+    return found
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([tool("actionlint"), "-no-color", "-shellcheck", tool("shellcheck"), *map(str, files)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+
+def test_every_workflow_passes_actionlint() -> None:
+    assert len(WORKFLOWS) == 2
+    result = actionlint(*WORKFLOWS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (("runs-on:", "runs_on:"), 'unexpected key "runs_on"'),
+    (('>> "$GITHUB_OUTPUT"', ">> $GITHUB_OUTPUT"), "SC2086"),  # shellcheck reads the run: scripts
+])
+def test_actionlint_catches_a_broken_workflow(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
+    text = (ROOT / ".github" / "workflows" / "refresh-drafts.yml").read_text()
+    assert change[0] in text
+    broken = tmp_path / "broken.yml"
+    broken.write_text(text.replace(*change))
+    result = actionlint(broken)
+    assert result.returncode != 0 and expected in result.stdout, result.stdout
+
+
+def load(name: str) -> dict:
+    data = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as a boolean
+    return data
+
+
+def test_refresh_workflow_triggers_caches_and_opens_one_pull_request() -> None:
+    workflow = load("refresh-drafts.yml")
+    assert set(workflow["on"]["push"]["paths"]) == {"tools/**", "personas/**", "prompts/**", "pyproject.toml"}
+    assert workflow["on"]["schedule"] and "workflow_dispatch" in workflow["on"]
+    steps = workflow["jobs"]["refresh"]["steps"]
+    uses = [step.get("uses", "") for step in steps]
+    assert any(u.startswith("actions/cache@") for u in uses)
+    refresh = next(step for step in steps if step.get("id") == "refresh")
+    assert refresh["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
+    assert "pipeline refresh --pr-body" in refresh["run"]
+    pull = next(step for step in steps if step.get("uses", "").startswith("peter-evans/create-pull-request@"))
+    assert pull["with"]["body-path"].endswith("pr-body.md") and pull["with"]["branch"]
+
+
+@pytest.mark.parametrize("name", ["drafts-up-to-date.yml"])
+def test_pull_requests_fail_when_drafts_are_stale(name: str) -> None:
+    workflow = load(name)
+    assert "pull_request" in workflow["on"]
+    runs = [step.get("run", "") for step in workflow["jobs"]["stale"]["steps"]]
+    assert any("pipeline stale" in run for run in runs)
+    assert "HF_TOKEN" not in (ROOT / ".github" / "workflows" / name).read_text(), "a stale check needs no secret"
