@@ -51,6 +51,18 @@ class Page:
         start, end = self.spans[name]
         return "\n".join(self.lines[start:end])
 
+    def keep(self, base: Page, names: list[str]) -> Page:
+        """This page with the named sections' text taken from ``base`` (pinned sections keep their old text)."""
+        lines, spans = self.lines, dict(self.spans)
+        for name in sorted((n for n in names if n in spans and n in base.spans), key=lambda n: -spans[n][0]):
+            start, end = spans[name]
+            old = base.section(name).split("\n")
+            lines[start:end] = old
+            shift = len(old) - (end - start)
+            spans = {n: (s + shift, e + shift) if s >= end else (s, e) for n, (s, e) in spans.items()}
+            spans[name] = (start, start + len(old))
+        return Page("\n".join(lines), spans)
+
     def frame(self) -> str:
         """The page outside its sections."""
         lines = self.lines

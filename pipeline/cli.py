@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(summary(result, root)))
         if args.pr_body:
             write_atomic(args.pr_body.resolve(), pr_body(result, root))
-        return CONFLICT_EXIT if result.conflicts else 0
+        return CONFLICT_EXIT if result.needs_editor else 0
     if args.command == "pin":
         from .provenance import pin
 

@@ -15,7 +15,7 @@ from .cache import ReviewCache
 from .errors import InputError
 from .generate import Review, Reviewer, Stats, plan
 from .load import load_personas, load_tool
-from .provenance import Inputs, build_record, read_record, write_record
+from .provenance import Inputs, Record, build_record, read_record, write_record
 from .render import reask_message
 from .settings import Settings
 from .write import write_atomic
@@ -54,20 +54,25 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         reviews = reviewer.review_all(jobs)
     finally:
         cache.close()
-    page = assemble(root, personas, tools, reviews)
     path = output_path(root, slug_a, slug_b)
+    record = read_record(path) if path.exists() else None
+    pinned = [name for name in record.pinned if name in record.sections] if record else []
+    page = assemble(root, personas, tools, reviews)
+    if record is not None:  # pinned sections keep their text, as in refresh
+        page = page.keep(record.page, pinned)
     if path.exists() and not force:
-        refuse_to_overwrite(path, page.text)
+        refuse_to_overwrite(path, page.text, record)
     write_atomic(path, page.text)
     jobs_by_section = {f"{job.persona.lens}:{job.slug}": job for job in jobs}
-    write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews))
+    keep = {name: record.sections[name] for name in pinned} if record else {}
+    write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews,
+                                    keep, pinned))
     return DraftResult(path, reviewer.stats, time.monotonic() - started)
 
 
-def refuse_to_overwrite(path: Path, page: str) -> None:
+def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:
     """A draft on disk is replaced only where it holds nothing but generated text."""
     text = path.read_text(encoding="utf-8")
-    record = read_record(path)
     if text == page or (record is not None and text == record.page.text):
         return
     hint = ("Run `python -m pipeline refresh " + str(path.name) + "` to merge new generations into your edits, "

@@ -7,13 +7,21 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
 from .errors import InputError
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-Line = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+
+
+def _fold(value: Any) -> Any:
+    """Runs of whitespace become one space: re-wrapping a TOML string changes no prompt, so no draft goes stale."""
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+Text = Annotated[str, BeforeValidator(_fold), StringConstraints(min_length=1, max_length=4000)]
+Line = Annotated[str, BeforeValidator(_fold), StringConstraints(min_length=1, max_length=300)]
+Pattern = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 
 
 class FactSheet(BaseModel):
@@ -40,7 +48,7 @@ class Beat(BaseModel):
 
     name: Line
     ask: Text
-    patterns: list[Line] = Field(min_length=1)
+    patterns: list[Pattern] = Field(min_length=1)
     required: bool = False
 
     @field_validator("patterns")

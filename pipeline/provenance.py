@@ -14,18 +14,20 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .assemble import Page
 from .backends import Target
 from .errors import InputError
 from .generate import Job, Review
-from .load import FactSheet, Persona
+from .load import SLUG, FactSheet, Persona
 from .render import template_fingerprint
 from .settings import Settings
 from .write import write_atomic
 
-_SHORT_LIST = re.compile(r"\[((?:\s*(?:\d+|\"[a-z0-9:-]*\"),?)+)\s*\]")  # line spans, slugs: one line each
+# Line spans and the two slugs on one line each. Keyed on the names: a string value cannot hold `"lines": [`
+# unescaped, so text inside quotes or pages is never touched.
+_SHORT_LIST = re.compile(r'("(?:lines|tools)": )\[\s*([^\]"]*?|"[a-z0-9-]+",\s*"[a-z0-9-]+")\s*\]')
 CARD_FIELDS = ("name", "category", "tagline", "entry", "description")
 
 
@@ -51,6 +53,13 @@ class Record(BaseModel):
     frame: dict[str, str]
     sections: dict[str, Section]
     generated: list[str]
+
+    @field_validator("tools")
+    @classmethod
+    def _two_tools(cls, tools: tuple[str, str]) -> tuple[str, str]:
+        if tools[0] == tools[1] or not all(SLUG.fullmatch(slug) for slug in tools):
+            raise ValueError("must be two different tool slugs")
+        return tools
 
     @property
     def page(self) -> Page:
@@ -144,7 +153,7 @@ def read_record(draft: Path) -> Record | None:
 def write_record(draft: Path, record: Record) -> None:
     data = {"format": record.format, **record.model_dump(mode="json", exclude_defaults=True)}
     text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    text = _SHORT_LIST.sub(lambda m: "[" + ", ".join(part.strip() for part in m.group(1).split(",")) + "]", text)
+    text = _SHORT_LIST.sub(lambda m: m.group(1) + "[" + ", ".join(p.strip() for p in m.group(2).split(",")) + "]", text)
     write_atomic(sidecar_path(draft), text)
 
 

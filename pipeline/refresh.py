@@ -28,7 +28,7 @@ from .settings import Settings
 from .stale import DraftStatus, Project, StaleSection, all_drafts, check_all, label
 from .write import write_atomic
 
-CONFLICT_EXIT = 5  # refresh finished, but some hand edits and new generations overlap: an editor must look
+CONFLICT_EXIT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
 
 
 @dataclass
@@ -45,6 +45,8 @@ class DraftChange:
     edited: list[str] = field(default_factory=list)  # sections the editor had changed by hand
     conflicts: list[Conflict] = field(default_factory=list)
     pinned: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)  # pins on sections that no longer exist (persona removed)
+    broken: str = ""  # why this draft was not refreshed
     unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
     written: bool = False
 
@@ -68,6 +70,10 @@ class RefreshResult:
     def conflicts(self) -> int:
         return sum(len(change.conflicts) for change in self.changes)
 
+    @property
+    def needs_editor(self) -> bool:
+        return bool(self.conflicts or any(change.broken for change in self.changes))
+
 
 def sections_at(spans: dict[str, tuple[int, int]], start: int, end: int) -> list[str]:
     """Sections overlapping lines [start, end); an empty range counts when it falls inside a section."""
@@ -81,19 +87,6 @@ def edited_sections(base: Page, ours: list[str]) -> list[str]:
         if tag != "equal":
             touched.update(sections_at(base.spans, i1, i2))
     return sorted(touched)
-
-
-def keep_pinned(theirs: Page, base: Page, pinned: list[str]) -> Page:
-    """Put the last generated text of pinned sections back into the new page."""
-    lines, spans = theirs.lines, dict(theirs.spans)
-    for name in sorted((n for n in pinned if n in spans and n in base.spans), key=lambda n: -spans[n][0]):
-        start, end = spans[name]
-        old = base.section(name).split("\n")
-        lines[start:end] = old
-        shift = len(old) - (end - start)
-        spans = {n: (s + shift, e + shift) if s >= end else (s, e) for n, (s, e) in spans.items()}
-        spans[name] = (start, start + len(old))
-    return Page("\n".join(lines), spans)
 
 
 def conflict_note(sections: list[str], generated: list[str]) -> list[str]:
@@ -120,7 +113,9 @@ def merge(base: Page, ours: list[str], theirs: Page) -> tuple[list[str], list[Co
             sections = sorted(set(sections_at(base.spans, z1, z2)) | set(sections_at(theirs.spans, b1, b2)))
             conflict = Conflict(sections, ours[a1:a2], theirs.lines[b1:b2])
             conflicts.append(conflict)
-            merged += conflict.editor + conflict_note(sections, conflict.generated)
+            note = conflict_note(sections, conflict.generated)
+            shown = ours[a2:a2 + len(note)] == note or conflict.editor[-len(note):] == note
+            merged += conflict.editor if shown else conflict.editor + note  # a rerun does not repeat the note
     return merged, conflicts
 
 
@@ -136,7 +131,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
                          "generated text; not refreshed",
                          hint="Regenerate it with `python -m pipeline draft A B --force` (keep a copy of your edits), "
                          "or delete it.")
-    todo = [s for s in statuses if s.stale]
+    todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*name.split(":", 1)) for s in todo for name in s.stale_quotes()]
     stats, models, new = Stats(), sorted({job.target.model for job in jobs}), {}
     if jobs:
@@ -151,6 +146,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
         finally:
             cache.close()
     changes = [apply(project, status, new) for status in todo]
+    changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     return RefreshResult(len(statuses), changes, stats, project.backend, models)
 
 
@@ -169,22 +165,26 @@ def apply(project: Project, status: DraftStatus, new: dict[tuple[str, str], Revi
             else:
                 reviews[(persona.lens, slug)] = Review(persona.lens, slug, old.verdict, old.quote, old.model)
     base = record.page
-    theirs = keep_pinned(assemble(project.root, project.personas, status.tools, reviews), base, record.pinned)
-    text = status.path.read_text(encoding="utf-8")
+    theirs = assemble(project.root, project.personas, status.tools, reviews).keep(base, record.pinned)
+    with status.path.open(encoding="utf-8", newline="") as handle:
+        raw = handle.read()
+    crlf = "\r\n" in raw  # an editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits
+    text = raw.replace("\r\n", "\n")
     ours = text.split("\n")
-    change = DraftChange(status.path, status.stale, edited_sections(base, ours),
-                         pinned=[name for name in record.pinned if name in theirs.spans])
+    pinned = [name for name in record.pinned if name in theirs.spans]
+    change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
+                         released=[name for name in record.pinned if name not in theirs.spans])
     change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
                         and theirs.section(s.section) == base.section(s.section)]
     merged, change.conflicts = merge(base, ours, theirs)
     result = "\n".join(merged)
     if result != text:
-        write_atomic(status.path, result)
+        write_atomic(status.path, result.replace("\n", "\r\n") if crlf else result)
         change.written = True
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
     # editor's and the regeneration as identical, so nothing is lost or doubled.
     jobs = {f"{p.lens}:{slug}": project.job(p.lens, slug) for p in project.personas for slug in status.tools}
-    keep = {name: record.sections[name] for name in record.pinned if name in record.sections}
+    keep = {name: record.sections[name] for name in pinned if name in record.sections}
     write_record(status.path, build_record(project.inputs, project.settings, status.tools, theirs, jobs, reviews,
-                                           keep, record.pinned))
+                                           keep, pinned))
     return change

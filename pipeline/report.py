@@ -14,10 +14,16 @@ def _shown(path: Path, root: Path) -> str:
 
 def pr_body(result: RefreshResult, root: Path) -> str:
     """Deterministic for a given run: no times, no URLs, no hostnames."""
-    stale = [c for c in result.changes if c.stale]
+    stale = [c for c in result.changes if c.stale and not c.broken]
+    broken = [c for c in result.changes if c.broken]
     lines = ["## Refreshed drafts", ""]
+    if broken:
+        lines += ["**Could not refresh**, an editor must look:", ""]
+        lines += [f"- `{_shown(c.path, root)}`: {c.broken}" for c in broken]
+        lines.append("")
     if not stale:
-        lines += [f"All {result.checked} drafts are up to date; nothing was regenerated.", ""]
+        lines += [f"No other draft of {result.checked} is stale; nothing was regenerated." if broken else
+                  f"All {result.checked} drafts are up to date; nothing was regenerated.", ""]
         return "\n".join(lines)
     lines += [f"`python -m pipeline refresh` found {len(stale)} of {result.checked} drafts stale and regenerated "
               "only their stale sections. Hand edits were merged, never overwritten.", ""]
@@ -34,6 +40,9 @@ def pr_body(result: RefreshResult, root: Path) -> str:
                   for s in change.stale]
         if change.pinned:
             lines += ["", "Pinned, left as they are: " + ", ".join(label(s) for s in change.pinned) + "."]
+        if change.released:
+            lines += ["", "Pins released, their sections no longer exist: "
+                      + ", ".join(label(s) for s in change.released) + "."]
         lines.append("")
     s = result.stats
     models = ", ".join(f"`{m}`" for m in result.models) or "none"
@@ -47,6 +56,9 @@ def pr_body(result: RefreshResult, root: Path) -> str:
 def summary(result: RefreshResult, root: Path) -> list[str]:
     lines = []
     for change in result.changes:
+        if change.broken:
+            lines.append(f"{_shown(change.path, root)}: not refreshed: {change.broken}")
+            continue
         state = "rewritten" if change.written else "unchanged on disk"
         lines.append(f"{_shown(change.path, root)}: {len(change.stale)} stale sections, {state}")
         lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]

@@ -26,6 +26,7 @@ def label(section: str) -> str:
 class StaleSection:
     section: str  # "card:<slug>", "<lens>:<slug>" or "frame"
     reasons: list[str]
+    regenerate: bool = False  # a quote whose prompt or model changed needs a new review; else re-rendering does
 
     def __str__(self) -> str:
         return f"{label(self.section)}: {', '.join(self.reasons)}"
@@ -38,9 +39,11 @@ class DraftStatus:
     tools: dict[str, FactSheet] = field(default_factory=dict)
     stale: list[StaleSection] = field(default_factory=list)
     page: Page | None = None  # the page as it would be generated now from the recorded reviews
+    broken: str = ""  # why this draft cannot be checked or refreshed (a fact sheet it names is gone or invalid)
 
     def stale_quotes(self) -> list[str]:
-        return [s.section for s in self.stale if s.section != "frame" and not s.section.startswith("card:")]
+        """Quotes that need a new review, not just a new layout."""
+        return [s.section for s in self.stale if s.regenerate]
 
 
 class Project:
@@ -82,8 +85,14 @@ def check(project: Project, path: Path) -> DraftStatus:
     if record is None:
         return DraftStatus(path, None, stale=[StaleSection("frame", [
             f"no provenance record ({sidecar_path(path).name}): drafted before provenance, or written by hand"])])
-    tools = {slug: project.tool(slug) for slug in record.tools}
+    gone = [slug for slug in record.tools if not (project.root / "tools" / f"{slug}.toml").is_file()]
+    if gone:  # a deleted fact sheet is this draft's problem; it must not stop the check of the others
+        problem = f"tools/{gone[0]}.toml no longer exists: restore it, or delete this draft and its sidecar"
+        return DraftStatus(path, record, stale=[StaleSection("frame", [problem])], broken=problem)
+    tools = {slug: project.tool(slug) for slug in record.tools}  # a broken fact sheet is bad input: exit 2
     status = DraftStatus(path, record, tools)
+    added = [f"personas/{p.lens}.toml added" for p in project.personas
+             if not any(name.startswith(f"{p.lens}:") for name in record.sections)]
     reviews = {}
     for persona in project.personas:
         for slug in tools:
@@ -95,20 +104,27 @@ def check(project: Project, path: Path) -> DraftStatus:
                 continue
             job = project.job(persona.lens, slug)
             if old is None:
-                status.stale.append(StaleSection(name, [f"personas/{persona.lens}.toml added"]))
+                status.stale.append(StaleSection(name, [f"personas/{persona.lens}.toml added"], regenerate=True))
             elif old.key != job.key:
                 inputs, used = project.quote_inputs(job)
                 status.stale.append(StaleSection(name, changes(old.inputs, inputs, old.settings, used)
-                                                 or ["the rendered prompt changed"]))
+                                                 or ["the rendered prompt changed"], regenerate=True))
     page = status.page = assemble(project.root, project.personas, tools, reviews)
     base = record.page
-    for slug, sheet in tools.items():
-        name = f"card:{slug}"
-        old = record.sections.get(name)
-        if name in record.pinned or (old and name in base.spans and base.section(name) == page.section(name)):
+    regenerating = {s.section for s in status.stale}
+    for name in page.spans:
+        if name in record.pinned or name in regenerating or \
+                (name in base.spans and base.section(name) == page.section(name)):
             continue
-        reasons = changes(old.inputs, project.inputs.card(slug, sheet)) if old else []
-        status.stale.append(StaleSection(name, reasons or ["panel verdicts changed"]))
+        if name.startswith("card:"):
+            slug = name.removeprefix("card:")
+            old = record.sections.get(name)
+            reasons = (changes(old.inputs, project.inputs.card(slug, tools[slug])) if old else []) or added
+            status.stale.append(StaleSection(name, reasons or ["panel verdicts changed"]))
+        else:  # the quote's review is current; the page template shows it differently now
+            reasons = changes({"prompts/page.md.j2": record.frame.get("prompts/page.md.j2", "")},
+                              {"prompts/page.md.j2": project.inputs.template("page.md.j2")})
+            status.stale.append(StaleSection(name, reasons or ["the page layout changed"]))
     if base.frame() != page.frame():
         status.stale.append(StaleSection("frame", changes(record.frame, project.inputs.frame(tools))
                                          or ["the page layout changed"]))
@@ -116,4 +132,5 @@ def check(project: Project, path: Path) -> DraftStatus:
 
 
 def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
-    return [check(project, path) for path in paths]
+    unique = list(dict.fromkeys(path.resolve() for path in paths))  # a draft named twice is checked once
+    return [check(project, path) for path in unique]

@@ -162,3 +162,81 @@ def test_a_draft_without_provenance_is_stale_and_not_refreshed(fake: FakeChatSer
     assert run.code == 1 and "no provenance record" in run.out
     run = cli("refresh")
     assert run.code == 2 and "no provenance record" in run.err and "--force" in run.err
+
+
+def test_brackets_in_generated_text_survive_the_sidecar(fake_attentive: FakeChatServer, cli, project: Path) -> None:
+    set_entry(project, B, "Tiers [1,5] USD")
+    assert cli("draft", A, B).code == 0
+    set_entry(project, B, "Tiers [2,6] USD")
+    run = cli("refresh")
+    assert run.code == 0 and "conflict" not in page(project, A, B).read_text(), run.out
+    assert "| Tiers [2,6] USD |" in page(project, A, B).read_text()
+
+
+def test_draft_again_keeps_pins(fake_attentive: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    skeptic = quote_line(page(project, A, B).read_text(), "Mistral 3 Small (24B)", "Skeptic")
+    assert cli("pin", f"{A}-vs-{B}", f"skeptic:{B}").code == 0
+    set_entry(project, B, "$3 / M tokens")
+    assert cli("draft", A, B).code == 0
+    text = page(project, A, B).read_text()
+    assert quote_line(text, "Mistral 3 Small (24B)", "Skeptic") == skeptic and "| $3 / M tokens |" in text
+    assert json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())["pinned"] == [f"skeptic:{B}"]
+
+
+def test_a_layout_change_inside_quotes_is_stale_and_refreshed_without_requests(fake: FakeChatServer, cli,
+                                                                               project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    template = project / "prompts" / "page.md.j2"
+    template.write_text(template.read_text().replace("> “{{ review.quote | md }}”", "> “{{ review.quote | md }}” ✦"))
+    run = cli("stale")
+    assert run.code == 1 and f"builder quote on {B}: prompts/page.md.j2 changed" in run.out
+    before = len(fake.history)
+    assert cli("refresh").code == 0 and len(fake.history) == before
+    assert page(project, A, B).read_text().count("” ✦") == 8
+    assert cli("stale").code == 0
+
+
+def test_rewrapping_a_multiline_string_is_not_stale(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    tool = project / "tools" / f"{B}.toml"
+    text = tool.read_text()
+    description = re.search(r'^description = """(.*?)"""', text, re.MULTILINE | re.DOTALL)
+    assert description and "\n" in description.group(1).strip()
+    one_line = " ".join(description.group(1).split())
+    tool.write_text(text.replace(description.group(0), f'description = "{one_line}"'))
+    run = cli("stale")
+    assert run.code == 0, run.out
+
+
+def test_a_draft_whose_tool_is_gone_does_not_block_the_others(fake_attentive: FakeChatServer, cli,
+                                                              project: Path) -> None:
+    assert cli("draft", A, B).code == 0 and cli("draft", A, C).code == 0
+    (project / "tools" / f"{C}.toml").unlink()
+    set_entry(project, B, "$5 / M tokens")
+    run = cli("stale")
+    assert run.code == 1 and f"tools/{C}.toml no longer exists" in run.out and f"card of {B}" in run.out, run.out
+    run = cli("refresh")
+    assert run.code == 5 and f"{A}-vs-{C}.md: not refreshed" in run.out
+    assert "| $5 / M tokens |" in page(project, A, B).read_text()
+
+
+def test_a_corrupt_sidecar_is_one_clear_error(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    sidecar = project / "outputs" / f"{A}-vs-{B}.provenance.json"
+    sidecar.write_text(sidecar.read_text().replace(f'"tools": ["{A}", "{B}"]', f'"tools": ["{A}", "{A}"]'))
+    run = cli("stale")
+    assert run.code == 2 and f"{sidecar}: tools: " in run.err and "Traceback" not in run.err
+
+
+def test_crlf_drafts_stay_crlf_and_a_draft_named_twice_is_merged_once(fake_attentive: FakeChatServer, cli,
+                                                                      project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    draft_ab = page(project, A, B)
+    builder = quote_line(draft_ab.read_text(), "Mistral 3 Small (24B)", "Builder")
+    draft_ab.write_bytes(draft_ab.read_text().replace(builder, "> “Mine.”").replace("\n", "\r\n").encode())
+    set_entry(project, B, "$7 / M tokens")
+    run = cli("refresh", f"{A}-vs-{B}", f"outputs/{A}-vs-{B}.md")
+    assert run.code == 5
+    raw = draft_ab.read_bytes().decode()
+    assert raw.count("\r\n") == raw.count("\n") and raw.count("verdicts refresh: conflict") == 1

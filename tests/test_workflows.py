@@ -61,8 +61,10 @@ def test_refresh_workflow_triggers_caches_and_opens_one_pull_request() -> None:
     refresh = next(step for step in steps if step.get("id") == "refresh")
     assert refresh["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
     assert "pipeline refresh --pr-body" in refresh["run"]
-    pull = next(step for step in steps if step.get("uses", "").startswith("peter-evans/create-pull-request@"))
-    assert pull["with"]["body-path"].endswith("pr-body.md") and pull["with"]["branch"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert 'gh pr create --head "$BRANCH"' in runs and 'gh pr edit "$BRANCH"' in runs
+    assert runs.count('--body-file "$RUNNER_TEMP/pr-body.md"') == 2, "the body is the one the pipeline wrote"
+    assert "--force" not in runs and "push -f" not in runs, "an editor's commits on the branch are never lost"
 
 
 @pytest.mark.parametrize("name", ["drafts-up-to-date.yml"])
