@@ -6,7 +6,7 @@ TOOL_A ?= hf-inference-providers
 TOOL_B ?= mistral-3-small
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install draft stale refresh pin test lint bench clean
+.PHONY: install draft prompts preview log stale refresh pin browser test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,22 @@ $(VENV)/.installed: pyproject.toml
 
 draft: install
 	$(PY) -m pipeline draft $(TOOL_A) $(TOOL_B)
+
+# Dry run: the prompts, what the cache holds, and a cost forecast. Sends nothing.
+prompts: install
+	$(PY) -m pipeline prompts $(TOOL_A) $(TOOL_B)
+
+# make preview DRAFT=outputs/a-vs-b.md: a self-contained HTML page of the draft
+preview: install
+	$(PY) -m pipeline preview $(or $(DRAFT),outputs/$(TOOL_A)-vs-$(TOOL_B).md)
+
+# What the model was asked and said in the last run (ARGS="--failures", "--draft a-vs-b", "--run all")
+log: install
+	$(PY) -m pipeline log $(ARGS)
+
+# Headless Chromium for the preview test, from Debian's packages (needs root, as on CI).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # Drafts whose inputs changed, and why; exit 1 when any is stale.
 stale: install
@@ -31,7 +47,7 @@ refresh: install
 pin: install
 	$(PY) -m pipeline pin $(DRAFT) $(SECTION) $(if $(UNPIN),--unpin)
 
-test: install
+test: install browser
 	$(PY) -m pytest
 
 lint: install

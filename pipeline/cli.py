@@ -22,6 +22,8 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _request_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-cost", type=float, metavar="USD",
+                        help="refuse to start above this forecast, stop sending once reached (VERDICTS_MAX_COST)")
     parser.add_argument("--concurrency", type=int, help="reviews in flight at once (VERDICTS_CONCURRENCY)")
     parser.add_argument("--timeout", type=float, help="seconds per request (VERDICTS_TIMEOUT)")
     parser.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
@@ -68,6 +70,29 @@ def build_parser() -> argparse.ArgumentParser:
     _request_flags(r)
     r.add_argument("--pr-body", type=Path, metavar="FILE", help="also write a Markdown summary for a pull request")
 
+    dry = commands.add_parser("prompts", help="dry run: print the prompts, what is cached, and a cost forecast",
+                              description="Print the rendered prompts of a draft per lens and tool, which the cache "
+                              "already holds, and a forecast of requests, tokens and cost. Sends nothing.")
+    dry.add_argument("tool_a", metavar="A")
+    dry.add_argument("tool_b", metavar="B")
+    _model_flags(dry)
+    dry.add_argument("--max-cost", type=float, metavar="USD", help="show whether the forecast fits this budget")
+    dry.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+
+    lg = commands.add_parser("log", help="what the model was asked and said, from the run log",
+                             description="Read back the run log (<cache>/runs.jsonl): every request and reply.")
+    lg.add_argument("--run", default="last", help="'last' (default), 'all', or a run id")
+    lg.add_argument("--draft", help="only the requests for this draft's tools (<a>-vs-<b>)")
+    lg.add_argument("--failures", action="store_true", help="only requests that failed or were re-asked")
+    lg.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+
+    pv = commands.add_parser("preview", help="render a draft as a self-contained HTML page",
+                             description="Render a draft (as edited) as an HTML page laid out like the published "
+                             "pages. Writes <cache>/preview/<a>-vs-<b>.html unless --out is given.")
+    pv.add_argument("draft", metavar="DRAFT", help="outputs/<a>-vs-<b>.md or <a>-vs-<b>")
+    pv.add_argument("--out", type=Path, help="where to write the HTML file")
+    pv.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+
     p = commands.add_parser("pin", help="pin sections of a draft so refresh never touches them",
                             description="Pin (or with --unpin, release) sections of a draft. A section is card:<slug> "
                             "or <lens>:<slug>, e.g. card:ollama or skeptic:ollama.")
@@ -79,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(root: Path, args: argparse.Namespace) -> Settings:
     flags = {name: getattr(args, name, None) for name in ("backend", "model", "provider", "concurrency", "timeout",
-                                                          "cache_dir")}
+                                                          "cache_dir", "max_cost")}
     return load_settings(root, **flags)
 
 
@@ -99,12 +124,35 @@ def run(args: argparse.Namespace) -> int:
     root = (args.root or Path(os.environ.get("VERDICTS_ROOT") or ".")).resolve()
     if args.command == "draft":
         from .draft import draft
+        from .report import run_report
 
-        drafted = draft(root, args.tool_a, args.tool_b, _settings(root, args), force=args.force)
+        settings = _settings(root, args)
+        drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force)
         s = drafted.stats
         print(f"Wrote {_shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
               f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
               f"tokens, {drafted.seconds:.1f} s")
+        print("\n".join(run_report(s, drafted.seconds, settings)))
+        return 0
+    if args.command == "prompts":
+        from .dryrun import dry_run
+
+        print(dry_run(root, args.tool_a, args.tool_b, _settings(root, args)))
+        return 0
+    if args.command == "log":
+        from .runlog import read_runs, select, show
+
+        entries = select(read_runs(_settings(root, args).cache_dir), args.run, args.draft, args.failures)
+        print(show(entries) if entries else "The run log has nothing that matches.")
+        return 0
+    if args.command == "preview":
+        from .preview import preview
+        from .write import write_atomic
+
+        path = find_draft(root, args.draft)
+        out = (args.out or _settings(root, args).cache_dir / "preview" / f"{path.stem}.html").resolve()
+        write_atomic(out, preview(root, path))
+        print(f"Wrote {out} (open file://{out})")
         return 0
     if args.command == "stale":
         from .stale import Project, all_drafts, check_all
@@ -121,12 +169,13 @@ def run(args: argparse.Namespace) -> int:
         return STALE_EXIT if stale else 0
     if args.command == "refresh":
         from .refresh import CONFLICT_EXIT, refresh
-        from .report import pr_body, summary
+        from .report import pr_body, run_report, summary
         from .write import write_atomic
 
         paths = [find_draft(root, d) for d in args.drafts]
-        result = refresh(root, _settings(root, args), drafts=paths or None)
-        print("\n".join(summary(result, root)))
+        settings = _settings(root, args)
+        result = refresh(root, settings, drafts=paths or None)
+        print("\n".join(summary(result, root) + run_report(result.stats, result.seconds, settings)))
         if args.pr_body:
             write_atomic(args.pr_body.resolve(), pr_body(result, root))
         return CONFLICT_EXIT if result.needs_editor else 0

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 from .assemble import assemble
 from .backends import select_backend
 from .cache import ReviewCache
+from .costs import Forecast, check_budget, forecast
 from .errors import InputError
-from .generate import Review, Reviewer, Stats, plan
+from .generate import Job, Review, Reviewer, Stats, plan
 from .load import load_personas, load_tool
 from .provenance import Inputs, Record, build_record, read_record, write_record
 from .render import reask_message
+from .runlog import RunLog
 from .settings import Settings
 from .write import write_atomic
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,11 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     cache = ReviewCache(settings.cache_dir)
     try:
         reviewer = Reviewer(root, backend, cache, log)
+        planned = plan_cost(reviewer, jobs)
+        check_budget(settings, planned)
         print(f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews through {backend.describe()}", file=log)
-        reviews = reviewer.review_all(jobs)
+        reviewer.runlog = RunLog(settings.cache_dir, "draft", [f"{slug_a}-vs-{slug_b}"], backend.name)
+        reviews = logged(reviewer, lambda: reviewer.review_all(jobs, f"{slug_a} vs {slug_b}"))
     finally:
         cache.close()
     path = output_path(root, slug_a, slug_b)
@@ -68,6 +75,28 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews,
                                     keep, pinned))
     return DraftResult(path, reviewer.stats, time.monotonic() - started)
+
+
+def plan_cost(reviewer: Reviewer, jobs: list[Job]) -> Forecast:
+    """What the jobs not in the cache will cost."""
+    unique = list({job.key: job for job in jobs}.values())
+    pending = [job for job in unique if reviewer.cached(job) is None]
+    return forecast(reviewer.settings, [(job.target, job.messages) for job in pending], len(unique) - len(pending))
+
+
+def logged(reviewer: Reviewer, run: Callable[[], T]) -> T:
+    """Run the reviews and close the run's log entry with how it ended."""
+    try:
+        result = run()
+    except BaseException as exc:
+        if reviewer.runlog:
+            reviewer.runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
+        raise
+    if reviewer.runlog:
+        s = reviewer.stats
+        reviewer.runlog.write(type="end", outcome="ok", requests=s.requests, cache_hits=s.cache_hits,
+                              prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, cost=s.cost)
+    return result
 
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:

@@ -82,3 +82,22 @@ class ReplyInvalid(VerdictsError):
         message = f"{lens} review of {tool}: the model's reply was still invalid after {attempts} requests: {detail}"
         hint = f"The last reply is kept in {kept}." if kept else None
         super().__init__(message, hint)
+
+
+class BudgetReached(VerdictsError):
+    """The running cost estimate reached VERDICTS_MAX_COST: nothing more is sent."""
+
+    exit_code = 6
+
+    def __init__(self, spent: float, budget: float, requests: int) -> None:
+        self.spent, self.budget, self.requests = spent, budget, requests
+        super().__init__(f"the budget of ${budget:.4f} was reached after {requests} requests (about ${spent:.4f} "
+                         "spent); stopped sending, no page written",
+                         hint="Every reply received is cached: run again with a higher --max-cost (or "
+                         "VERDICTS_MAX_COST) and only the rest is requested.")
+
+
+class OverBudget(VerdictsError):
+    """The forecast is above VERDICTS_MAX_COST, or cannot be priced: nothing was sent."""
+
+    exit_code = 6

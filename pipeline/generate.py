@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
-from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .backends import ChatBackend, Target
+from .backends import ChatBackend, Completion, Target
 from .cache import ReviewCache, review_key
-from .errors import ReplyInvalid, redact
+from .costs import price_for
+from .errors import BudgetReached, ReplyInvalid
 from .load import FactSheet, Persona
 from .local import LocalBackend
+from .progress import Progress
 from .render import Message, reask_message, review_messages
 from .retry import call_with_retries, describe
+from .runlog import RunLog
 from .settings import Settings
 from .validate import InvalidReply, quote_problems, validate_reply
 from .write import write_atomic
@@ -51,19 +52,30 @@ class Review:
 
 
 @dataclass
-class Stats:
+class Usage:
     requests: int = 0
     cache_hits: int = 0
     reasks: int = 0
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost: float | None = 0.0  # USD; None once a request was made at a price the table does not know
+
+
+@dataclass
+class Stats(Usage):
+    """Totals, and the same counts per (backend, model, provider) for the run report."""
+
+    by_target: dict[tuple[str, str, str], Usage] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, **counts: int) -> None:
+    def add(self, target: Target, cost: float | None = 0.0, **counts: int) -> None:
         with self._lock:
-            for name, value in counts.items():
-                setattr(self, name, getattr(self, name) + value)
+            row = self.by_target.setdefault((target.backend, target.model, target.provider), Usage())
+            for usage in (self, row):
+                for name, value in counts.items():
+                    setattr(usage, name, getattr(usage, name) + value)
+                usage.cost = None if usage.cost is None or cost is None else usage.cost + cost
 
 
 def make_job(root: Path, target: Target, persona: Persona, slug: str, sheet: FactSheet, settings: Settings) -> Job:
@@ -78,51 +90,66 @@ def plan(root: Path, backend: ChatBackend | LocalBackend, personas: list[Persona
             for p in personas for slug, sheet in tools.items()]
 
 
+def cached_review(cache: ReviewCache, job: Job) -> Review | None:
+    """The cached review, if there is one that still passes the persona's rules (they may have changed)."""
+    hit = cache.get(job.key)
+    if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
+            not quote_problems(job.persona, str(hit["quote"])):
+        return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"])
+    return None
+
+
 class Reviewer:
     def __init__(self, root: Path, backend: ChatBackend | LocalBackend, cache: ReviewCache,
-                 log: TextIO | None = None) -> None:
+                 log: TextIO | None = None, progress: Progress | None = None, runlog: RunLog | None = None) -> None:
         self.root = root
         self.backend = backend
         self.settings = backend.settings
         self.cache = cache
-        self.log = log or sys.stderr
+        self.progress = progress or Progress(log)
+        self.runlog = runlog
         self.stats = Stats()
-        self._stop = threading.Event()  # set by the first failure: no new request after it
+        self._stop = threading.Event()  # set by the first failure, or the budget: no new request after it
         self._first_failure: BaseException | None = None
         self._failure_lock = threading.Lock()
 
     def _say(self, line: str) -> None:
-        print(redact(line), file=self.log, flush=True)
+        self.progress.say(line)
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._failure_lock:
+            if self._first_failure is None and not isinstance(exc, Stopped):
+                self._first_failure = exc
+        self._stop.set()
 
     def review(self, job: Job) -> Review:
         try:
             return self._review(job)
         except BaseException as exc:
-            with self._failure_lock:
-                if self._first_failure is None and not isinstance(exc, Stopped):
-                    self._first_failure = exc
-            self._stop.set()
+            self._fail(exc)
             raise
 
+    def cached(self, job: Job) -> Review | None:
+        return cached_review(self.cache, job)
+
     def _review(self, job: Job) -> Review:
-        hit = self.cache.get(job.key)
-        # A cached review is checked again: the persona's rules may have changed since it was stored.
-        if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
-                not quote_problems(job.persona, str(hit["quote"])):
-            self.stats.add(cache_hits=1)
-            self._say(f"  {job.persona.lens} on {job.slug}: {hit['verdict']} (cache)")
-            return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"])
+        hit = self.cached(job)
+        if hit is not None:
+            self.stats.add(job.target, cache_hits=1)
+            self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)
+            return hit
         where = f"{job.persona.lens} review of {job.slug}"
         messages = list(job.messages)
         problems: list[str] = []
         text: str | None = None
         attempts = 1 + self.settings.reask_attempts
+        price = price_for(self.settings, job.target)
         for attempt in range(1, attempts + 1):
             if self._stop.is_set():
                 raise Stopped()
-            completion = call_with_retries(lambda m=messages: self.backend.complete(job.target, m),  # type: ignore[misc]
-                                           self.settings, where, on_retry=self._on_retry(where), stop=self._stop)
-            self.stats.add(requests=1, prompt_tokens=completion.prompt_tokens,
+            completion = self._send(job, messages, where, attempt)
+            cost = price.cost(completion.prompt_tokens, completion.completion_tokens) if price else None
+            self.stats.add(job.target, cost, requests=1, prompt_tokens=completion.prompt_tokens,
                            completion_tokens=completion.completion_tokens)
             text = completion.text
             try:
@@ -131,23 +158,61 @@ class Reviewer:
                 problems = list(exc.problems)
                 if completion.finish_reason == "length":
                     problems.insert(0, "the reply was cut off by the max_tokens limit; write a shorter quote")
+                self._log(job, messages, attempt, completion=completion, problems=problems)
                 if attempt < attempts:
-                    self.stats.add(reasks=1)
+                    self.stats.add(job.target, reasks=1)
                     self._say(f"  re-asking {where}: {'; '.join(problems)}")
                     messages = [*messages, {"role": "assistant", "content": text or ""},
                                 reask_message(self.root, job.persona, problems)]
+                self._check_budget()
                 continue
+            self._log(job, messages, attempt, completion=completion)
             self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": job.target.model})
-            self._say(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({job.target.model})")
+            self.progress.finished(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({job.target.model})",
+                                   cached=False)
+            self._check_budget()
             return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, job.target.model)
         kept = self._keep_failed(job, text, problems)
         raise ReplyInvalid(job.persona.lens, job.slug, problems, attempts, kept)
 
-    def _on_retry(self, where: str) -> Callable[[BaseException], None]:
+    def _send(self, job: Job, messages: list[Message], where: str, attempt: int) -> Completion:
+        retrying = False
+
         def note(exc: BaseException) -> None:
-            self.stats.add(retries=1)
+            nonlocal retrying
+            self.stats.add(job.target, retries=1)
             self._say(f"  retrying {where}: {describe(exc)}")
-        return note
+            if not retrying:
+                retrying = True
+                self.progress.retry(+1)
+
+        try:
+            return call_with_retries(lambda: self.backend.complete(job.target, messages), self.settings, where,
+                                     on_retry=note, stop=self._stop)
+        except Exception as exc:
+            self._log(job, messages, attempt, error=str(getattr(exc, "message", exc)))
+            raise
+        finally:
+            if retrying:
+                self.progress.retry(-1)
+
+    def _check_budget(self) -> None:
+        """Once the running estimate reaches the budget, nothing new is sent; what arrived is cached already."""
+        budget, spent = self.settings.max_cost, self.stats.cost
+        if budget is not None and spent is not None and spent >= budget and not self._stop.is_set():
+            self._fail(BudgetReached(spent, budget, self.stats.requests))
+
+    def _log(self, job: Job, messages: list[Message], attempt: int, completion: Completion | None = None,
+             problems: list[str] | None = None, error: str | None = None) -> None:
+        if self.runlog is None:
+            return
+        self.runlog.write(type="request", lens=job.persona.lens, tool=job.slug, backend=job.target.backend,
+                          model=job.target.model, provider=job.target.provider, attempt=attempt, messages=messages,
+                          reply=completion.text if completion else None,
+                          finish_reason=completion.finish_reason if completion else None,
+                          prompt_tokens=completion.prompt_tokens if completion else 0,
+                          completion_tokens=completion.completion_tokens if completion else 0,
+                          problems=problems or [], error=error, ok=completion is not None and not problems)
 
     def _keep_failed(self, job: Job, text: str | None, problems: list[str]) -> Path:
         """Keep the last invalid reply for debugging, beside the cache and never under outputs/."""
@@ -156,16 +221,17 @@ class Reviewer:
                                        "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
         return path
 
-    def review_all(self, jobs: list[Job]) -> dict[tuple[str, str], Review]:
+    def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[tuple[str, str], Review]:
         """Every review, up to ``concurrency`` in flight; the first failure stops new requests and is raised."""
         unique = {job.key: job for job in jobs}  # one request per distinct prompt
         results: dict[str, Review] = {}
         workers = min(self.settings.concurrency, self.backend.concurrency)
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
+        self.progress.start(len(unique), what)
         try:
             futures: dict[Future[Review], Job] = {pool.submit(self.review, job): job for job in unique.values()}
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            if self._stop.is_set():
+            if any(f.exception() for f in done):
                 wait(pending)  # requests in flight end quickly: retries and re-asks stop on the event
                 failure = self._first_failure or next(f.exception() for f in done if f.exception())
                 raise failure  # type: ignore[misc]
@@ -175,5 +241,7 @@ class Reviewer:
             self._stop.set()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            self.progress.close()
         pool.shutdown(wait=True)
         return {(job.persona.lens, job.slug): results[job.key] for job in jobs}

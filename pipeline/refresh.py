@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,12 @@ import merge3
 from .assemble import Page, assemble
 from .backends import select_backend
 from .cache import ReviewCache
+from .costs import check_budget
+from .draft import logged, plan_cost
 from .errors import InputError
 from .generate import Review, Reviewer, Stats
 from .provenance import build_record, write_record
+from .runlog import RunLog
 from .settings import Settings
 from .stale import DraftStatus, Project, StaleSection, all_drafts, check_all, label
 from .write import write_atomic
@@ -65,6 +69,7 @@ class RefreshResult:
     stats: Stats
     backend: str
     models: list[str]
+    seconds: float = 0.0
 
     @property
     def conflicts(self) -> int:
@@ -122,6 +127,7 @@ def merge(base: Page, ours: list[str], theirs: Page) -> tuple[list[str], list[Co
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
             drafts: list[Path] | None = None, log: TextIO | None = None) -> RefreshResult:
     log = log or sys.stderr
+    started = time.monotonic()
     project = Project(root, settings, env)
     paths = drafts if drafts else all_drafts(root)
     statuses = check_all(project, paths)
@@ -139,15 +145,17 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
         cache = ReviewCache(settings.cache_dir)
         try:
             reviewer = Reviewer(root, backend, cache, log)
+            check_budget(settings, plan_cost(reviewer, jobs))
             print(f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews "
                   f"through {backend.describe()}", file=log)
-            new = reviewer.review_all(jobs)
+            reviewer.runlog = RunLog(settings.cache_dir, "refresh", [s.path.stem for s in todo], backend.name)
             stats = reviewer.stats
+            new = logged(reviewer, lambda: reviewer.review_all(jobs, "Refresh"))
         finally:
             cache.close()
     changes = [apply(project, status, new) for status in todo]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
-    return RefreshResult(len(statuses), changes, stats, project.backend, models)
+    return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started)
 
 
 def apply(project: Project, status: DraftStatus, new: dict[tuple[str, str], Review]) -> DraftChange:

@@ -36,7 +36,8 @@ def _environment(prompts: Path) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(prompts),
         undefined=jinja2.StrictUndefined,
-        autoescape=False,  # prompts and Markdown are not HTML; model text is checked by validate.py
+        # Prompts and Markdown are not HTML (the md filter neutralises tags there); the preview page is.
+        autoescape=lambda name: bool(name and name.endswith(".html.j2")),
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,

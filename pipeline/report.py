@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .costs import Forecast, money
+from .generate import Stats
 from .refresh import RefreshResult
+from .settings import Settings
 from .stale import label
 
 
@@ -66,4 +69,37 @@ def summary(result: RefreshResult, root: Path) -> list[str]:
     lines.append(f"Refreshed {len(result.changes)} of {result.checked} drafts: {s.requests} requests, "
                  f"{s.cache_hits} cache hits, {s.reasks} re-asks, {s.retries} transport retries, "
                  f"{s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, {result.conflicts} conflicts")
+    return lines
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    return ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *rows]]
+
+
+def run_report(stats: Stats, seconds: float, settings: Settings) -> list[str]:
+    """The end-of-run report: what was sent, received and spent, per backend and model."""
+    header = ["backend", "model", "provider", "requests", "cache hits", "re-asks", "retries", "prompt tok",
+              "completion tok", "cost"]
+    rows = [[backend, model, provider or "-", str(u.requests), str(u.cache_hits), str(u.reasks), str(u.retries),
+             str(u.prompt_tokens), str(u.completion_tokens), money(u.cost)]
+            for (backend, model, provider), u in sorted(stats.by_target.items())]
+    if len(rows) > 1:
+        rows.append(["total", "", "", str(stats.requests), str(stats.cache_hits), str(stats.reasks),
+                     str(stats.retries), str(stats.prompt_tokens), str(stats.completion_tokens), money(stats.cost)])
+    dated = f", prices as of {settings.prices_as_of}" if settings.prices_as_of else ""
+    lines = [f"Run report ({seconds:.1f} s wall{dated}):", *("  " + line for line in _table(header, rows))]
+    if stats.cost is None:
+        lines.append("  cost unknown: add the model's price to [tool.verdicts.prices] in pyproject.toml")
+    return lines
+
+
+def forecast_lines(result: Forecast, settings: Settings) -> list[str]:
+    cost = money(result.cost)
+    lines = [f"Forecast: {result.requests} requests ({result.cached} reviews cached), about {result.prompt_tokens} "
+             f"prompt + {result.completion_tokens} completion tokens, cost {cost}"
+             + (f" (prices as of {settings.prices_as_of})" if settings.prices_as_of and result.cost else "")]
+    if result.unpriced:
+        lines.append("  no price for " + ", ".join(result.unpriced) + ": add it to [tool.verdicts.prices]")
     return lines

@@ -38,6 +38,10 @@ class Settings(BaseModel):
     cache_dir: Path = Path(".cache/verdicts")
     base_url: str = ""
     backend: Backend | None = None
+    max_cost: float | None = Field(None, ge=0.0)  # USD; refuse to start above it, stop sending once reached
+    # USD per million tokens, [input, output], keyed "<model>:<provider>" or "<model>" (any provider).
+    prices: dict[str, tuple[float, float]] = {}
+    prices_as_of: str = ""  # when the prices were read off the providers' pages
 
 
 # Settings read from the environment, by field. Secrets are not settings: they are read where they are used.

@@ -15,7 +15,6 @@ REPLY_FORMAT_VERSION = 1  # bump when parsing or the rules change what a valid r
 FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 HEADING = re.compile(r"(^|\n)\s*#{1,6}\s")
 LIST_ITEM = re.compile(r"(^|\n)\s*([-*+•]|\d+[.)])\s")
-HTML = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
 QUOTE_MARKS = "\"'“”‘’«»"
 
 
@@ -90,8 +89,6 @@ def quote_problems(persona: Persona, quote: str) -> list[str]:
         problems.append("the quote must not contain Markdown headings")
     if LIST_ITEM.search(quote):
         problems.append("the quote must not contain a bulleted or numbered list")
-    if HTML.search(quote):
-        problems.append("the quote must not contain HTML tags")
     words = len(quote.split())
     if not persona.min_words <= words <= persona.max_words:
         problems.append(f"the quote has {words} words; it must have {persona.min_words} to {persona.max_words}")

@@ -136,12 +136,13 @@ class Scripted:
     finish_reason: str = "stop"
 
 
-def completion_body(model: str, content: str | None, finish_reason: str = "stop") -> bytes:
+def completion_body(model: str, content: str | None, finish_reason: str = "stop",
+                    usage: tuple[int, int] = (400, 200)) -> bytes:
     return json.dumps({
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 400, "completion_tokens": 200, "total_tokens": 600},
+        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
     }).encode()
 
 
@@ -150,6 +151,7 @@ class FakeChatServer:
                  port: int = 0) -> None:
         self.responder = responder
         self.delay = delay
+        self.usage = (400, 200)  # token counts every reply reports
         self.history: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -217,13 +219,15 @@ class FakeChatServer:
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, b'{"error": "not found"}', {})
                 elif scripted is None:
-                    self._send(200, completion_body(request.get("model", "fake"), fake.responder(request)), {})
+                    content = fake.responder(request)
+                    self._send(200, completion_body(request.get("model", "fake"), content, usage=fake.usage), {})
                 elif scripted.raw is not None or scripted.status != 200:
                     body = scripted.raw if scripted.raw is not None else json.dumps(
                         {"error": f"scripted {scripted.status}"}).encode()
                     self._send(scripted.status, body, scripted.headers)
                 else:
-                    body = completion_body(request.get("model", "fake"), scripted.content, scripted.finish_reason)
+                    body = completion_body(request.get("model", "fake"), scripted.content, scripted.finish_reason,
+                                           usage=fake.usage)
                     self._send(200, body, scripted.headers)
 
             def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:

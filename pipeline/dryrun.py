@@ -1,0 +1,45 @@
+"""The ``prompts`` command: what a draft would send, what the cache already holds, and what it would cost.
+
+Builds no client and sends nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from .cache import ReviewCache
+from .costs import forecast
+from .errors import InputError
+from .generate import cached_review
+from .report import forecast_lines
+from .settings import Settings
+from .stale import Project
+
+
+def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    if slug_a == slug_b:
+        raise InputError("command line", "TOOL_B", f"is the same tool as TOOL_A ({slug_a!r}); pick two tools")
+    project = Project(root, settings, env)
+    jobs = [project.job(p.lens, slug) for p in project.personas for slug in (slug_a, slug_b)]
+    cache = ReviewCache(settings.cache_dir)
+    try:
+        cached = {job.key for job in jobs if cached_review(cache, job) is not None}
+    finally:
+        cache.close()
+    out = [f"Prompts for {slug_a} vs {slug_b} through the {project.backend} backend (nothing is sent)", ""]
+    for job in jobs:
+        state = "cached" if job.key in cached else "to send"
+        provider = f", provider {job.target.provider}" if job.target.provider else ""
+        out.append(f"=== {job.persona.lens} on {job.slug}: model {job.target.model}{provider}, "
+                   f"temperature {job.target.temperature} [{state}]")
+        for message in job.messages:
+            out += [f"--- {message['role']}", message["content"].rstrip(), ""]
+    pending = [(job.target, job.messages) for job in jobs if job.key not in cached]
+    planned = forecast(settings, pending, len(jobs) - len(pending))
+    out += forecast_lines(planned, settings)
+    if settings.max_cost is not None:
+        verdict = "cannot be checked" if planned.cost is None else \
+            "within it" if planned.cost <= settings.max_cost else "ABOVE it: the draft would refuse to start"
+        out.append(f"Budget ${settings.max_cost:.4f}: {verdict}")
+    return "\n".join(out)

@@ -1,0 +1,104 @@
+"""The run log: every request and reply, appended as JSON lines to ``<cache_dir>/runs.jsonl``.
+
+``python -m pipeline log`` reads it back. Nothing secret is in a request body; every line still goes through
+``redact`` on its way to disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import redact
+
+
+def log_path(cache_dir: Path) -> Path:
+    return cache_dir / "runs.jsonl"
+
+
+class RunLog:
+    def __init__(self, cache_dir: Path, command: str, drafts: list[str], backend: str) -> None:
+        self.path = log_path(cache_dir)
+        self.run = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        self._lock = threading.Lock()
+        self.write(type="run", command=command, drafts=drafts, backend=backend)
+
+    def write(self, **entry: Any) -> None:
+        line = redact(json.dumps({"run": self.run, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), **entry},
+                                 ensure_ascii=False)) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:  # one write per line: O_APPEND keeps
+            handle.write(line)                                            # lines whole across processes
+
+
+def read_runs(cache_dir: Path) -> list[dict[str, Any]]:
+    path = log_path(cache_dir)
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash is skipped, not fatal
+    return entries
+
+
+def select(entries: list[dict[str, Any]], run: str = "last", draft: str | None = None,
+           failures: bool = False) -> list[dict[str, Any]]:
+    """Entries of one run (``last``, an id, or ``all``), of one draft's tools, or only the failed requests."""
+    runs = [e for e in entries if e.get("type") == "run"]
+    if draft:
+        runs = [e for e in runs if draft in e.get("drafts", [])]
+    if run == "last":
+        runs = runs[-1:]
+    elif run != "all":
+        runs = [e for e in runs if e["run"] == run]
+    chosen = {e["run"]: e for e in runs}
+    picked = []
+    for entry in entries:
+        if entry.get("run") not in chosen:
+            continue
+        if entry.get("type") == "request":
+            if draft and not _tool_in(entry.get("tool", ""), draft or ""):
+                continue
+            if failures and entry.get("ok"):
+                continue
+        elif failures and entry.get("type") == "end" and entry.get("outcome") == "ok":
+            continue
+        picked.append(entry)
+    if failures:  # a run with nothing that failed is not worth a header
+        failed_runs = {e["run"] for e in picked if e.get("type") != "run"}
+        picked = [e for e in picked if e["run"] in failed_runs]
+    return picked
+
+
+def _tool_in(tool: str, draft: str) -> bool:
+    return draft.startswith(f"{tool}-vs-") or draft.endswith(f"-vs-{tool}")
+
+
+def show(entries: list[dict[str, Any]]) -> str:
+    """Readable text: what the model was asked, and what it said."""
+    out = []
+    for e in entries:
+        if e.get("type") == "run":
+            out.append(f"== run {e['run']} ({e['at']}): {e['command']} {' '.join(e.get('drafts', []))} "
+                       f"through {e.get('backend')}")
+        elif e.get("type") == "end":
+            out.append(f"== end of run {e['run']}: {e.get('outcome')}")
+        elif e.get("type") == "request":
+            state = "ok" if e.get("ok") else "FAILED"
+            out.append(f"-- {e['lens']} on {e['tool']}, request {e.get('attempt')}, {e.get('model')}: {state}")
+            for message in e.get("messages", []):
+                out.append(f"   [{message['role']}] {message['content']}")
+            if e.get("error"):
+                out.append(f"   error: {e['error']}")
+            if e.get("reply") is not None:
+                out.append(f"   [reply] {e['reply']}")
+            if e.get("problems"):
+                out.append("   problems: " + "; ".join(e["problems"]))
+    return "\n".join(out)
