@@ -1,6 +1,7 @@
 """Benchmark: wall time of a cold and a warm draft against the fake server with a fixed latency per reply.
 
-Prints figures; it asserts nothing. Usage: python bench/cold_draft.py [--latency 2] [--runs 3]
+Prints figures per latency L (medians of --runs); the target is a cold draft under 1.25 x L + process start.
+Usage: python bench/cold_draft.py [--latencies 0.5,1,2,4] [--runs 3]
 """
 
 from __future__ import annotations
@@ -28,14 +29,11 @@ def timed_draft(project: Path, env: dict[str, str]) -> float:
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency", type=float, default=2.0, help="seconds the fake server takes per reply")
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
+def measure(latency: float, runs: int) -> tuple[list[float], list[float], list[float], int, int]:
     cold, warm, start = [], [], []
-    with FakeChatServer(delay=args.latency) as server:
-        for _ in range(args.runs):
+    requests = 0
+    with FakeChatServer(delay=latency) as server:
+        for _ in range(runs):
             with tempfile.TemporaryDirectory() as tmp:
                 project = Path(tmp)
                 for name in ("tools", "personas", "prompts"):
@@ -48,17 +46,28 @@ def main() -> None:
                 cold.append(timed_draft(project, env))
                 requests = len(server.history) - before
                 warm.append(timed_draft(project, env))
-                assert len(server.history) - before == requests
+                assert len(server.history) - before == requests, "a warm draft sent a request"
                 began = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "pipeline", "--help"], check=True, capture_output=True,
                                cwd=ROOT)
                 start.append(time.perf_counter() - began)
-    print(f"latency per reply       {args.latency:.2f} s")
-    print(f"requests per cold draft {requests} (max in flight {server.max_in_flight})")
-    print(f"cold draft wall time    median {statistics.median(cold):.2f} s  (runs: "
-          + ", ".join(f"{t:.2f}" for t in cold) + ")")
-    print(f"warm draft wall time    median {statistics.median(warm):.2f} s")
-    print(f"process start (--help)  median {statistics.median(start):.2f} s")
+        return cold, warm, start, requests, server.max_in_flight
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latencies", default="0.5,1,2,4", help="seconds per reply, comma-separated")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    # Two readings of "process start": `--help` (argparse only), and a warm draft (every import, load, render
+    # and write, with no model latency): a cold draft's fixed cost is the second.
+    print("latency L  requests  in flight  cold draft  warm draft  --help  1.25L+help  1.25L+warm")
+    for latency in (float(value) for value in args.latencies.split(",")):
+        cold, warm, start, requests, in_flight = measure(latency, args.runs)
+        c, w, h = statistics.median(cold), statistics.median(warm), statistics.median(start)
+        print(f"{latency:8.2f} s  {requests:8d}  {in_flight:9d}  {c:8.2f} s  {w:8.2f} s  {h:4.2f} s  "
+              f"{1.25 * latency + h:6.2f} {'ok' if c < 1.25 * latency + h else 'over'}  "
+              f"{1.25 * latency + w:6.2f} {'ok' if c < 1.25 * latency + w else 'over'}")
 
 
 if __name__ == "__main__":

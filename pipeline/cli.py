@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import InputError, VerdictsError, redact
@@ -189,8 +191,22 @@ def run(args: argparse.Namespace) -> int:
     raise AssertionError(args.command)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (CI cancelling a job) ends a run like Ctrl-C: cleanly, keeping the cache
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return run(args)
     except VerdictsError as exc:
@@ -206,5 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         print(redact(f"error: {exc.filename or ''}: {exc.strerror or exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: no page written; replies already received are cached", file=sys.stderr)
+        print("interrupted: the page being drafted was not written; replies already received are cached, so "
+              "running the same command again asks only for the rest", file=sys.stderr)
         return 130

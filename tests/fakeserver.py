@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import threading
 import time
 from collections import deque
@@ -134,6 +135,8 @@ class Scripted:
     raw: bytes | None = None
     delay: float = 0.0
     finish_reason: str = "stop"
+    drop: bool = False  # send half of the body, then close the connection
+    choices: list[Any] | None = None  # replace the choices list (e.g. [] for an empty one)
 
 
 def completion_body(model: str, content: str | None, finish_reason: str = "stop",
@@ -144,6 +147,13 @@ def completion_body(model: str, content: str | None, finish_reason: str = "stop"
                      "message": {"role": "assistant", "content": content}}],
         "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
     }).encode()
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout, interrupt) closes its end: that is the test's point, not an error."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class FakeChatServer:
@@ -157,7 +167,7 @@ class FakeChatServer:
         self.max_in_flight = 0
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -228,15 +238,23 @@ class FakeChatServer:
                 else:
                     body = completion_body(request.get("model", "fake"), scripted.content, scripted.finish_reason,
                                            usage=fake.usage)
-                    self._send(200, body, scripted.headers)
+                    if scripted.choices is not None:
+                        body = json.dumps({**json.loads(body), "choices": scripted.choices}).encode()
+                    self._send(200, body, scripted.headers, drop=scripted.drop)
 
-            def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
+            def _send(self, status: int, body: bytes, headers: dict[str, str], drop: bool = False) -> None:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
+                if drop:
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # the peer sees the body end short of content-length
+                    return
                 self.wfile.write(body)
 
         return Handler
