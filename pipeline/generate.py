@@ -113,9 +113,6 @@ class Reviewer:
         self._first_failure: BaseException | None = None
         self._failure_lock = threading.Lock()
 
-    def _say(self, line: str) -> None:
-        self.progress.say(line)
-
     def _fail(self, exc: BaseException) -> None:
         with self._failure_lock:
             if self._first_failure is None and not isinstance(exc, Stopped):
@@ -161,7 +158,7 @@ class Reviewer:
                 self._log(job, messages, attempt, completion=completion, problems=problems)
                 if attempt < attempts:
                     self.stats.add(job.target, reasks=1)
-                    self._say(f"  re-asking {where}: {'; '.join(problems)}")
+                    self.progress.say(f"  re-asking {where}: {'; '.join(problems)}")
                     messages = [*messages, {"role": "assistant", "content": text or ""},
                                 reask_message(self.root, job.persona, problems)]
                 self._check_budget()
@@ -181,7 +178,7 @@ class Reviewer:
         def note(exc: BaseException) -> None:
             nonlocal retrying
             self.stats.add(job.target, retries=1)
-            self._say(f"  retrying {where}: {describe(exc)}")
+            self.progress.say(f"  retrying {where}: {describe(exc)}")
             if not retrying:
                 retrying = True
                 self.progress.retry(+1)

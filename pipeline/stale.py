@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .assemble import Page, assemble
+from .assemble import assemble
 from .backends import backend_name, target_for
 from .generate import Job, Review, make_job
 from .load import FactSheet, load_personas, load_tool
@@ -38,7 +38,6 @@ class DraftStatus:
     record: Record | None
     tools: dict[str, FactSheet] = field(default_factory=dict)
     stale: list[StaleSection] = field(default_factory=list)
-    page: Page | None = None  # the page as it would be generated now from the recorded reviews
     broken: str = ""  # why this draft cannot be checked or refreshed (a fact sheet it names is gone or invalid)
 
     def stale_quotes(self) -> list[str]:
@@ -109,7 +108,7 @@ def check(project: Project, path: Path) -> DraftStatus:
                 inputs, used = project.quote_inputs(job)
                 status.stale.append(StaleSection(name, changes(old.inputs, inputs, old.settings, used)
                                                  or ["the rendered prompt changed"], regenerate=True))
-    page = status.page = assemble(project.root, project.personas, tools, reviews)
+    page = assemble(project.root, project.personas, tools, reviews)
     base = record.page
     regenerating = {s.section for s in status.stale}
     for name in page.spans:
