@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 draft: install
-	$(PY) -m pipeline draft $(TOOL_A) $(TOOL_B)
+	$(PY) -m pipeline draft $(TOOL_A) $(TOOL_B) $(ARGS)
 
 # Dry run: the prompts, what the cache holds, and a cost forecast. Sends nothing.
 prompts: install

@@ -42,6 +42,11 @@ class Target:
     provider: str
     temperature: float
 
+    @property
+    def label(self) -> str:
+        """``model:provider`` as the router spells it, or the model alone."""
+        return f"{self.model}:{self.provider}" if self.provider else self.model
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -59,6 +64,19 @@ def target_for(backend: str, settings: Settings, persona: Persona) -> Target:
         return Target("local", PurePosixPath(settings.local_model).name, "", temperature)
     provider = "" if backend == "endpoint" else (persona.provider or settings.provider)
     return Target(backend, persona.model or settings.model, provider, temperature)
+
+
+def targets_for(backend: str, settings: Settings, persona: Persona) -> tuple[Target, ...]:
+    """The lens's target, then its fallbacks in order, without repeats. The local backend has one model only."""
+    first = target_for(backend, settings, persona)
+    chain = [first]
+    if backend != "local":
+        for fallback in persona.fallbacks:
+            provider = "" if backend == "endpoint" else (fallback.provider or first.provider)
+            target = Target(backend, fallback.model or first.model, provider, first.temperature)
+            if target not in chain:
+                chain.append(target)
+    return tuple(chain)
 
 
 def backend_name(settings: Settings, env: Mapping[str, str] | None = None) -> str:
@@ -87,8 +105,8 @@ class ChatBackend:
     def describe(self) -> str:
         return f"endpoint {self.base_url}" if self.name == "endpoint" else "Hugging Face Inference Providers"
 
-    def target(self, persona: Persona) -> Target:
-        return target_for(self.name, self.settings, persona)
+    def targets(self, persona: Persona) -> tuple[Target, ...]:
+        return targets_for(self.name, self.settings, persona)
 
     def routed_model(self, target: Target) -> str:
         """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""

@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     _request_flags(d)
     d.add_argument("--force", action="store_true",
                    help="overwrite outputs/<A>-vs-<B>.md even where it holds hand edits")
+    d.add_argument("--retry-fallbacks", action="store_true",
+                   help="ask each lens's own model again for the quotes a fallback wrote (they are cached otherwise)")
 
     s = commands.add_parser("stale", help="list stale drafts and why (exit 1 when any is stale)",
                             description="List the drafts whose inputs changed since they were generated, section by "
@@ -129,11 +131,14 @@ def run(args: argparse.Namespace) -> int:
         from .report import run_report
 
         settings = _settings(root, args)
-        drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force)
+        drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force,
+                        retry_fallbacks=args.retry_fallbacks)
         s = drafted.stats
         print(f"Wrote {_shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
               f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
               f"tokens, {drafted.seconds:.1f} s")
+        if drafted.fallbacks:
+            print(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
         print("\n".join(run_report(s, drafted.seconds, settings)))
         return 0
     if args.command == "prompts":

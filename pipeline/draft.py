@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO, TypeVar
 
@@ -30,6 +30,7 @@ class DraftResult:
     path: Path
     stats: Stats
     seconds: float
+    fallbacks: list[str] = field(default_factory=list)  # quotes a fallback wrote: "<lens> on <slug> by <model>"
 
 
 def output_path(root: Path, slug_a: str, slug_b: str) -> Path:
@@ -37,7 +38,7 @@ def output_path(root: Path, slug_a: str, slug_b: str) -> Path:
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
-          log: TextIO | None = None, force: bool = False) -> DraftResult:
+          log: TextIO | None = None, force: bool = False, retry_fallbacks: bool = False) -> DraftResult:
     log = log or sys.stderr
     started = time.monotonic()
     tools = {slug_a: load_tool(root, slug_a, "TOOL_A"), slug_b: load_tool(root, slug_b, "TOOL_B")}
@@ -54,6 +55,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     cache = ReviewCache(settings.cache_dir)
     try:
         reviewer = Reviewer(root, backend, cache, log)
+        reviewer.retry_fallbacks = retry_fallbacks
         planned = plan_cost(reviewer, jobs)
         check_budget(settings, planned)
         print(f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews through {backend.describe()}", file=log)
@@ -74,7 +76,9 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     keep = {name: record.sections[name] for name in pinned} if record else {}
     write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews,
                                     keep, pinned))
-    return DraftResult(path, reviewer.stats, time.monotonic() - started)
+    by_fallback = [f"{r.lens} on {r.slug} by {r.model}{':' + r.provider if r.provider else ''}"
+                   for r in reviews.values() if r.fallback]
+    return DraftResult(path, reviewer.stats, time.monotonic() - started, by_fallback)
 
 
 def plan_cost(reviewer: Reviewer, jobs: list[Job]) -> Forecast:

@@ -31,7 +31,8 @@ def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mappi
     for job in jobs:
         state = "cached" if job.key in cached else "to send"
         provider = f", provider {job.target.provider}" if job.target.provider else ""
-        out.append(f"=== {job.persona.lens} on {job.slug}: model {job.target.model}{provider}, "
+        fallbacks = f", then {', '.join(t.label for t in job.fallbacks)} if it keeps failing" if job.fallbacks else ""
+        out.append(f"=== {job.persona.lens} on {job.slug}: model {job.target.model}{provider}{fallbacks}, "
                    f"temperature {job.target.temperature} [{state}]")
         for message in job.messages:
             out += [f"--- {message['role']}", message["content"].rstrip(), ""]

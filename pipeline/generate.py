@@ -12,7 +12,7 @@ from typing import TextIO
 from .backends import ChatBackend, Completion, Target
 from .cache import ReviewCache, review_key
 from .costs import price_for
-from .errors import BudgetReached, ReplyInvalid
+from .errors import BudgetReached, ReplyInvalid, TransportError
 from .load import FactSheet, Persona
 from .local import LocalBackend
 from .progress import Progress
@@ -22,6 +22,10 @@ from .runlog import RunLog
 from .settings import Settings
 from .validate import InvalidReply, quote_problems, validate_reply
 from .write import write_atomic
+
+
+def _detail(exc: TransportError, where: str) -> str:
+    return exc.message.removeprefix(f"{where}: ")
 
 
 class Stopped(Exception):
@@ -35,7 +39,8 @@ class Job:
     sheet: FactSheet
     target: Target
     messages: list[Message]
-    key: str
+    key: str  # from the lens's own target: a fallback's reply stands in for it, and says so
+    fallbacks: tuple[Target, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,9 @@ class Review:
     slug: str
     verdict: str
     quote: str
-    model: str
+    model: str  # the model that wrote the quote: the lens's own, or a fallback's
+    provider: str = ""
+    fallback: bool = False
 
     @property
     def section(self) -> str:
@@ -57,6 +64,7 @@ class Usage:
     cache_hits: int = 0
     reasks: int = 0
     retries: int = 0
+    failed: int = 0  # requests that still failed after their retries
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = 0.0  # USD; None once a request was made at a price the table does not know
@@ -78,15 +86,17 @@ class Stats(Usage):
                 usage.cost = None if usage.cost is None or cost is None else usage.cost + cost
 
 
-def make_job(root: Path, target: Target, persona: Persona, slug: str, sheet: FactSheet, settings: Settings) -> Job:
+def make_job(root: Path, targets: tuple[Target, ...], persona: Persona, slug: str, sheet: FactSheet,
+             settings: Settings) -> Job:
+    """``targets``: the lens's own target first, then its fallbacks."""
     messages = review_messages(root, persona, sheet)
-    return Job(persona, slug, sheet, target, messages, review_key(target, messages, settings))
+    return Job(persona, slug, sheet, targets[0], messages, review_key(targets[0], messages, settings), targets[1:])
 
 
 def plan(root: Path, backend: ChatBackend | LocalBackend, personas: list[Persona],
          tools: dict[str, FactSheet]) -> list[Job]:
     """Render every prompt up front, so a template error stops the draft before any request."""
-    return [make_job(root, backend.target(p), p, slug, sheet, backend.settings)
+    return [make_job(root, backend.targets(p), p, slug, sheet, backend.settings)
             for p in personas for slug, sheet in tools.items()]
 
 
@@ -95,7 +105,8 @@ def cached_review(cache: ReviewCache, job: Job) -> Review | None:
     hit = cache.get(job.key)
     if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
             not quote_problems(job.persona, str(hit["quote"])):
-        return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"])
+        return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
+                      str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)))
     return None
 
 
@@ -109,15 +120,35 @@ class Reviewer:
         self.progress = progress or Progress(log)
         self.runlog = runlog
         self.stats = Stats()
+        self.retry_fallbacks = False  # a cached review a fallback wrote counts as missing: ask the lens's own model
         self._stop = threading.Event()  # set by the first failure, or the budget: no new request after it
         self._first_failure: BaseException | None = None
-        self._failure_lock = threading.Lock()
+        self._lock = threading.Lock()
+        # Targets that failed after every retry in this run: later reviews go straight to their fallbacks, and
+        # reviews still retrying one stop waiting (its event is set) and move on.
+        self._down: dict[Target, TransportError] = {}
+        self._target_stops: dict[Target, threading.Event] = {}
 
     def _fail(self, exc: BaseException) -> None:
-        with self._failure_lock:
+        with self._lock:
             if self._first_failure is None and not isinstance(exc, Stopped):
                 self._first_failure = exc
-        self._stop.set()
+            self._stop.set()
+            for event in self._target_stops.values():
+                event.set()
+
+    def _stop_for(self, target: Target) -> threading.Event:
+        """Set when the run stops, or when ``target`` is found down; cuts its retries short either way."""
+        with self._lock:
+            event = self._target_stops.setdefault(target, threading.Event())
+            if self._stop.is_set() or target in self._down:
+                event.set()
+            return event
+
+    def _mark_down(self, target: Target, exc: TransportError) -> None:
+        with self._lock:
+            self._down.setdefault(target, exc)
+            self._target_stops.setdefault(target, threading.Event()).set()
 
     def review(self, job: Job) -> Review:
         try:
@@ -127,7 +158,8 @@ class Reviewer:
             raise
 
     def cached(self, job: Job) -> Review | None:
-        return cached_review(self.cache, job)
+        hit = cached_review(self.cache, job)
+        return None if hit is not None and hit.fallback and self.retry_fallbacks else hit
 
     def _review(self, job: Job) -> Review:
         hit = self.cached(job)
@@ -136,17 +168,47 @@ class Reviewer:
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)
             return hit
         where = f"{job.persona.lens} review of {job.slug}"
+        chain = (job.target, *job.fallbacks)
+        failed: list[str] = []  # what each target in the chain did, for the error when none of them served
+        last: TransportError | None = None
+        for index, target in enumerate(chain):
+            if self._stop.is_set():
+                raise Stopped()
+            if index and self.settings.max_cost is not None and price_for(self.settings, target) is None:
+                failed.append(f"fallback {target.label} not tried: a budget is set and it has no price")
+                continue
+            down = self._down.get(target)
+            if down is None:
+                try:
+                    return self._ask(job, target, where, fallback=index > 0)
+                except TransportError as exc:
+                    if not job.fallbacks or self._stop.is_set() or exc.status in (401, 403):
+                        raise  # nothing to fall back to, the run is stopping, or the credentials are wrong
+                    self._mark_down(target, exc)
+                    down = exc
+                    if index + 1 < len(chain):
+                        self.progress.say(f"  {where}: {target.label} failed ({_detail(exc, where)}); "
+                                          f"asking {chain[index + 1].label} instead")
+            failed.append(f"{'fallback ' if index else ''}{target.label}: {_detail(down, where)}")
+            last = down
+        raise TransportError(f"{where}: every model tried failed: " + "; ".join(failed),
+                             last.status if last else None, last.attempts if last else 0,
+                             hint="Every reply received is cached: run the draft again later, or add another "
+                             "fallback to the persona file.")
+
+    def _ask(self, job: Job, target: Target, where: str, fallback: bool) -> Review:
+        """One review from one target: send, validate, re-ask with the problems until valid or out of attempts."""
         messages = list(job.messages)
         problems: list[str] = []
         text: str | None = None
         attempts = 1 + self.settings.reask_attempts
-        price = price_for(self.settings, job.target)
+        price = price_for(self.settings, target)
         for attempt in range(1, attempts + 1):
             if self._stop.is_set():
                 raise Stopped()
-            completion = self._send(job, messages, where, attempt)
+            completion = self._send(job, target, messages, where, attempt)
             cost = price.cost(completion.prompt_tokens, completion.completion_tokens) if price else None
-            self.stats.add(job.target, cost, requests=1, prompt_tokens=completion.prompt_tokens,
+            self.stats.add(target, cost, requests=1, prompt_tokens=completion.prompt_tokens,
                            completion_tokens=completion.completion_tokens)
             text = completion.text
             try:
@@ -155,39 +217,43 @@ class Reviewer:
                 problems = list(exc.problems)
                 if completion.finish_reason == "length":
                     problems.insert(0, "the reply was cut off by the max_tokens limit; write a shorter quote")
-                self._log(job, messages, attempt, completion=completion, problems=problems)
+                self._log(job, target, messages, attempt, completion=completion, problems=problems)
                 if attempt < attempts:
-                    self.stats.add(job.target, reasks=1)
+                    self.stats.add(target, reasks=1)
                     self.progress.say(f"  re-asking {where}: {'; '.join(problems)}")
                     messages = [*messages, {"role": "assistant", "content": text or ""},
                                 reask_message(self.root, job.persona, problems)]
                 self._check_budget()
                 continue
-            self._log(job, messages, attempt, completion=completion)
-            self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": job.target.model})
-            self.progress.finished(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({job.target.model})",
-                                   cached=False)
+            self._log(job, target, messages, attempt, completion=completion)
+            # Kept under the lens's own key: a rerun reuses what was paid for, and knows who wrote it.
+            self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
+                                     "provider": target.provider, "fallback": fallback})
+            served = f"{target.label}, fallback" if fallback else target.model
+            self.progress.finished(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({served})", cached=False)
             self._check_budget()
-            return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, job.target.model)
-        kept = self._keep_failed(job, text, problems)
+            return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
+                          fallback)
+        kept = self._keep_failed(job, target, text, problems)
         raise ReplyInvalid(job.persona.lens, job.slug, problems, attempts, kept)
 
-    def _send(self, job: Job, messages: list[Message], where: str, attempt: int) -> Completion:
+    def _send(self, job: Job, target: Target, messages: list[Message], where: str, attempt: int) -> Completion:
         retrying = False
 
         def note(exc: BaseException) -> None:
             nonlocal retrying
-            self.stats.add(job.target, retries=1)
-            self.progress.say(f"  retrying {where}: {describe(exc)}")
+            self.stats.add(target, retries=1)
+            self.progress.say(f"  retrying {where} ({target.label}): {describe(exc)}")
             if not retrying:
                 retrying = True
                 self.progress.retry(+1)
 
         try:
-            return call_with_retries(lambda: self.backend.complete(job.target, messages), self.settings, where,
-                                     on_retry=note, stop=self._stop)
+            return call_with_retries(lambda: self.backend.complete(target, messages), self.settings, where,
+                                     on_retry=note, stop=self._stop_for(target))
         except Exception as exc:
-            self._log(job, messages, attempt, error=str(getattr(exc, "message", exc)))
+            self.stats.add(target, failed=1)
+            self._log(job, target, messages, attempt, error=str(getattr(exc, "message", exc)))
             raise
         finally:
             if retrying:
@@ -199,22 +265,22 @@ class Reviewer:
         if budget is not None and spent is not None and spent >= budget and not self._stop.is_set():
             self._fail(BudgetReached(spent, budget, self.stats.requests))
 
-    def _log(self, job: Job, messages: list[Message], attempt: int, completion: Completion | None = None,
-             problems: list[str] | None = None, error: str | None = None) -> None:
+    def _log(self, job: Job, target: Target, messages: list[Message], attempt: int,
+             completion: Completion | None = None, problems: list[str] | None = None, error: str | None = None) -> None:
         if self.runlog is None:
             return
-        self.runlog.write(type="request", lens=job.persona.lens, tool=job.slug, backend=job.target.backend,
-                          model=job.target.model, provider=job.target.provider, attempt=attempt, messages=messages,
+        self.runlog.write(type="request", lens=job.persona.lens, tool=job.slug, backend=target.backend,
+                          model=target.model, provider=target.provider, attempt=attempt, messages=messages,
                           reply=completion.text if completion else None,
                           finish_reason=completion.finish_reason if completion else None,
                           prompt_tokens=completion.prompt_tokens if completion else 0,
                           completion_tokens=completion.completion_tokens if completion else 0,
                           problems=problems or [], error=error, ok=completion is not None and not problems)
 
-    def _keep_failed(self, job: Job, text: str | None, problems: list[str]) -> Path:
+    def _keep_failed(self, job: Job, target: Target, text: str | None, problems: list[str]) -> Path:
         """Keep the last invalid reply for debugging, beside the cache and never under outputs/."""
         path = self.settings.cache_dir / "failed" / f"{job.slug}--{job.persona.lens}.json"
-        write_atomic(path, json.dumps({"lens": job.persona.lens, "tool": job.slug, "model": job.target.model,
+        write_atomic(path, json.dumps({"lens": job.persona.lens, "tool": job.slug, "model": target.model,
                                        "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
         return path
 

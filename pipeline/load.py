@@ -7,7 +7,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .errors import InputError
 
@@ -62,6 +71,21 @@ class Beat(BaseModel):
         return patterns
 
 
+class Fallback(BaseModel):
+    """Where a lens's reviews go when its model or provider keeps failing: another model, provider, or both."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    model: Line | None = None
+    provider: Line | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> Fallback:
+        if self.model is None and self.provider is None:
+            raise ValueError("a fallback needs a model, a provider, or both")
+        return self
+
+
 class Persona(BaseModel):
     """``personas/<lens>.toml``: one reviewer of the panel."""
 
@@ -80,6 +104,8 @@ class Persona(BaseModel):
     model: Line | None = None
     provider: Line | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
+    # Tried in order when the lens's model or provider still fails after every transport retry.
+    fallbacks: list[Fallback] = Field(default_factory=list, max_length=5)
 
     @field_validator("min_beats")
     @classmethod
@@ -107,12 +133,14 @@ def _validated(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
-        if first["type"] == "extra_forbidden":
+        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
             problem = "unknown key; allowed keys: " + ", ".join(model.model_fields)
+        elif first["type"] == "extra_forbidden":
+            problem = "unknown key"
         elif first["type"] == "missing":
             problem = "required key is missing"
         else:
-            problem = first["msg"]
+            problem = first["msg"].removeprefix("Value error, ")
         raise InputError(path, field, problem) from None
 
 

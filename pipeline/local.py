@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .backends import REPLY_SCHEMA, Completion, Target, target_for
+from .backends import REPLY_SCHEMA, Completion, Target, targets_for
 from .errors import BackendError
 from .load import Persona
 from .render import Message
@@ -87,8 +87,8 @@ class LocalBackend:
     def describe(self) -> str:
         return f"the local model {self.path.name}"
 
-    def target(self, persona: Persona) -> Target:
-        return target_for("local", self.settings, persona)
+    def targets(self, persona: Persona) -> tuple[Target, ...]:
+        return targets_for("local", self.settings, persona)
 
     def _load(self) -> Any:
         if self._llama is None:

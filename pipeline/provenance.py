@@ -40,8 +40,14 @@ class Section(BaseModel):
     key: str = ""
     verdict: str = ""
     quote: str = ""
-    model: str = ""
+    model: str = ""  # the model that wrote the quote; with ``fallback``, not the lens's own (see ``settings``)
+    provider: str = ""
+    fallback: bool = False
     settings: dict[str, Any] = {}
+
+    def review(self, name: str) -> Review:
+        lens, _, slug = name.partition(":")
+        return Review(lens, slug, self.verdict, self.quote, self.model, self.provider, self.fallback)
 
 
 class Record(BaseModel):
@@ -173,7 +179,7 @@ def build_record(inputs: Inputs, settings: Settings, tools: dict[str, FactSheet]
             used = target_settings(job.target, settings)
             sections[name] = Section(lines=page.spans[name], inputs=inputs.quote(persona, slug, sheet, used),
                                      key=job.key, verdict=review.verdict, quote=review.quote, model=review.model,
-                                     settings=used)
+                                     provider=review.provider, fallback=review.fallback, settings=used)
     for name, old in keep.items():
         if name in sections:
             sections[name] = old.model_copy(update={"lines": page.spans[name]})

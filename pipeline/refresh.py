@@ -139,7 +139,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
                          "or delete it.")
     todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*name.split(":", 1)) for s in todo for name in s.stale_quotes()]
-    stats, models, new = Stats(), sorted({job.target.model for job in jobs}), {}
+    stats, new = Stats(), {}
     if jobs:
         backend = select_backend(settings, env)
         cache = ReviewCache(settings.cache_dir)
@@ -153,6 +153,8 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
             new = logged(reviewer, lambda: reviewer.review_all(jobs, "Refresh"))
         finally:
             cache.close()
+    # The models that wrote the new quotes: a fallback that served is named as one.
+    models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
     changes = [apply(project, status, new) for status in todo]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started)
@@ -171,7 +173,7 @@ def apply(project: Project, status: DraftStatus, new: dict[tuple[str, str], Revi
             if name in regenerated or old is None:
                 reviews[(persona.lens, slug)] = new[(persona.lens, slug)]
             else:
-                reviews[(persona.lens, slug)] = Review(persona.lens, slug, old.verdict, old.quote, old.model)
+                reviews[(persona.lens, slug)] = old.review(name)
     base = record.page
     theirs = assemble(project.root, project.personas, status.tools, reviews).keep(base, record.pinned)
     with status.path.open(encoding="utf-8", newline="") as handle:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .assemble import assemble
-from .backends import backend_name, target_for
+from .backends import backend_name, targets_for
 from .generate import Job, Review, make_job
 from .load import FactSheet, load_personas, load_tool
 from .provenance import Inputs, Record, changes, read_record, sidecar_path, target_settings
@@ -66,8 +66,8 @@ class Project:
         name = f"{lens}:{slug}"
         if name not in self._jobs:
             persona = next(p for p in self.personas if p.lens == lens)
-            target = target_for(self.backend, self.settings, persona)
-            self._jobs[name] = make_job(self.root, target, persona, slug, self.tool(slug), self.settings)
+            targets = targets_for(self.backend, self.settings, persona)
+            self._jobs[name] = make_job(self.root, targets, persona, slug, self.tool(slug), self.settings)
         return self._jobs[name]
 
     def quote_inputs(self, job: Job) -> tuple[dict[str, str], dict[str, object]]:
@@ -97,8 +97,7 @@ def check(project: Project, path: Path) -> DraftStatus:
         for slug in tools:
             name = f"{persona.lens}:{slug}"
             old = record.sections.get(name)
-            reviews[(persona.lens, slug)] = Review(persona.lens, slug, old.verdict, old.quote, old.model) if old \
-                else Review(persona.lens, slug, "skip", "", "")
+            reviews[(persona.lens, slug)] = old.review(name) if old else Review(persona.lens, slug, "skip", "", "")
             if name in record.pinned:
                 continue
             job = project.job(persona.lens, slug)

@@ -162,6 +162,7 @@ class FakeChatServer:
         self.responder = responder
         self.delay = delay
         self.usage = (400, 200)  # token counts every reply reports
+        self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -224,6 +225,11 @@ class FakeChatServer:
                         fake.in_flight -= 1
 
             def _answer(self, request: dict[str, Any]) -> None:
+                status = fake.down.get(str(request.get("model")))
+                if status is not None:
+                    time.sleep(fake.delay)
+                    self._send(status, json.dumps({"error": f"{request.get('model')} is down"}).encode(), {})
+                    return
                 scripted = fake._next()
                 time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
                 if not self.path.endswith("/chat/completions"):

@@ -83,3 +83,20 @@ def test_base_url_wins_over_hf_token(router, draft, monkeypatch) -> None:
         assert draft("hf-inference-providers", "mistral-3-small").code == 0
         assert len(endpoint.history) == 8 and server.history == []
         assert all(TOKEN not in str(r) for r in endpoint.history)
+
+
+def test_a_provider_that_keeps_failing_falls_back_to_another_provider(router, draft, project, monkeypatch) -> None:
+    """The builder lens names a provider and a fallback provider for the same model; the router is told each."""
+    server, _ = router
+    persona = project / "personas" / "builder.toml"
+    persona.write_text(persona.read_text().replace(
+        "min_beats = 3", 'min_beats = 3\nprovider = "novita"\nfallbacks = [{ provider = "together" }]'))
+    monkeypatch.setenv("VERDICTS_TRANSPORT_ATTEMPTS", "2")
+    monkeypatch.setenv("VERDICTS_BACKOFF_INITIAL", "0")
+    server.down = {"Qwen/Qwen2.5-72B-Instruct:novita": 503}
+    run = draft("hf-inference-providers", "mistral-3-small", "--concurrency", "1")
+    assert run.code == 0, run.err
+    models = [request["json"]["model"] for request in server.history]
+    assert models.count("Qwen/Qwen2.5-72B-Instruct:novita") == 2
+    assert models.count("Qwen/Qwen2.5-72B-Instruct:together") == 2
+    assert "builder on mistral-3-small by Qwen/Qwen2.5-72B-Instruct:together" in run.out
