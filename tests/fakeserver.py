@@ -165,6 +165,7 @@ class FakeChatServer:
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
         self.in_flight = 0
+        self.replied: list[float] = []  # when each answer was sent (time.perf_counter), for the benchmark
         self.max_in_flight = 0
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
@@ -215,7 +216,8 @@ class FakeChatServer:
                 except json.JSONDecodeError:
                     request = {}
                 with fake._lock:
-                    fake.history.append({"path": self.path, "headers": dict(self.headers), "json": request})
+                    fake.history.append({"path": self.path, "headers": dict(self.headers), "json": request,
+                                         "at": time.perf_counter()})
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
@@ -223,6 +225,7 @@ class FakeChatServer:
                 finally:
                     with fake._lock:
                         fake.in_flight -= 1
+                        fake.replied.append(time.perf_counter())
 
             def _answer(self, request: dict[str, Any]) -> None:
                 status = fake.down.get(str(request.get("model")))
