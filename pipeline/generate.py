@@ -17,7 +17,7 @@ from .load import FactSheet, Persona
 from .local import LocalBackend
 from .progress import Progress
 from .render import Message, reask_message, review_messages
-from .retry import call_with_retries, describe
+from .retry import RETRIED_STATUSES, call_with_retries, describe
 from .runlog import RunLog
 from .settings import Settings
 from .validate import InvalidReply, quote_problems, validate_reply
@@ -26,6 +26,12 @@ from .write import write_atomic
 
 def _detail(exc: TransportError, where: str) -> str:
     return exc.message.removeprefix(f"{where}: ")
+
+
+def _is_down(exc: TransportError) -> bool:
+    """The target itself is failing (still failing after retries, or it does not serve the model), so other
+    reviews should not wait on it. A 400 or 422 may be about this one prompt: only this review moves on."""
+    return exc.status is None or exc.status == 404 or exc.status in RETRIED_STATUSES or exc.status >= 500
 
 
 class Stopped(Exception):
@@ -64,7 +70,7 @@ class Usage:
     cache_hits: int = 0
     reasks: int = 0
     retries: int = 0
-    failed: int = 0  # requests that still failed after their retries
+    failed: int = 0  # times a target could not serve a review: still failing after its retries, or refused
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float | None = 0.0  # USD; None once a request was made at a price the table does not know
@@ -133,6 +139,11 @@ class Reviewer:
         with self._lock:
             if self._first_failure is None and not isinstance(exc, Stopped):
                 self._first_failure = exc
+        self._halt()
+
+    def _halt(self) -> None:
+        """Nothing new is sent: every wait for a retry ends now, whichever event it waits on."""
+        with self._lock:
             self._stop.set()
             for event in self._target_stops.values():
                 event.set()
@@ -169,34 +180,41 @@ class Reviewer:
             return hit
         where = f"{job.persona.lens} review of {job.slug}"
         chain = (job.target, *job.fallbacks)
-        failed: list[str] = []  # what each target in the chain did, for the error when none of them served
+        failed: list[str] = []  # what became of each target in the chain, for the error when none served
         last: TransportError | None = None
         for index, target in enumerate(chain):
             if self._stop.is_set():
                 raise Stopped()
+            final = index == len(chain) - 1  # the review's last option is always tried, down or not
             if index and self.settings.max_cost is not None and price_for(self.settings, target) is None:
                 failed.append(f"fallback {target.label} not tried: a budget is set and it has no price")
                 continue
             down = self._down.get(target)
-            if down is None:
-                try:
-                    return self._ask(job, target, where, fallback=index > 0)
-                except TransportError as exc:
-                    if not job.fallbacks or self._stop.is_set() or exc.status in (401, 403):
-                        raise  # nothing to fall back to, the run is stopping, or the credentials are wrong
+            if down is not None and not final:
+                failed.append(f"{'fallback ' if index else ''}{target.label} skipped: down since {down.message}")
+                last = down
+                continue
+            try:
+                return self._ask(job, target, where, fallback=index > 0, may_move_on=not final)
+            except TransportError as exc:
+                if final or self._stop.is_set() or exc.status in (401, 403):
+                    if not failed:
+                        raise  # nothing else was tried: the error as it came
+                    last = exc
+                    failed.append(f"{'fallback ' if index else ''}{target.label}: {_detail(exc, where)}")
+                    break
+                if _is_down(exc):
                     self._mark_down(target, exc)
-                    down = exc
-                    if index + 1 < len(chain):
-                        self.progress.say(f"  {where}: {target.label} failed ({_detail(exc, where)}); "
-                                          f"asking {chain[index + 1].label} instead")
-            failed.append(f"{'fallback ' if index else ''}{target.label}: {_detail(down, where)}")
-            last = down
-        raise TransportError(f"{where}: every model tried failed: " + "; ".join(failed),
+                self.progress.say(f"  {where}: {target.label} failed ({_detail(exc, where)}); "
+                                  f"asking {chain[index + 1].label} instead")
+                failed.append(f"{'fallback ' if index else ''}{target.label}: {_detail(exc, where)}")
+                last = exc
+        raise TransportError(f"{where}: no model could serve it: " + "; ".join(failed),
                              last.status if last else None, last.attempts if last else 0,
                              hint="Every reply received is cached: run the draft again later, or add another "
                              "fallback to the persona file.")
 
-    def _ask(self, job: Job, target: Target, where: str, fallback: bool) -> Review:
+    def _ask(self, job: Job, target: Target, where: str, fallback: bool, may_move_on: bool) -> Review:
         """One review from one target: send, validate, re-ask with the problems until valid or out of attempts."""
         messages = list(job.messages)
         problems: list[str] = []
@@ -206,9 +224,9 @@ class Reviewer:
         for attempt in range(1, attempts + 1):
             if self._stop.is_set():
                 raise Stopped()
-            completion = self._send(job, target, messages, where, attempt)
+            completion = self._send(job, target, messages, where, attempt, may_move_on)
             cost = price.cost(completion.prompt_tokens, completion.completion_tokens) if price else None
-            self.stats.add(target, cost, requests=1, prompt_tokens=completion.prompt_tokens,
+            self.stats.add(target, cost, prompt_tokens=completion.prompt_tokens,
                            completion_tokens=completion.completion_tokens)
             text = completion.text
             try:
@@ -237,8 +255,17 @@ class Reviewer:
         kept = self._keep_failed(job, target, text, problems)
         raise ReplyInvalid(job.persona.lens, job.slug, problems, attempts, kept)
 
-    def _send(self, job: Job, target: Target, messages: list[Message], where: str, attempt: int) -> Completion:
+    def _send(self, job: Job, target: Target, messages: list[Message], where: str, attempt: int,
+              may_move_on: bool) -> Completion:
+        """One request with its transport retries. Every request sent is counted, whether it is answered or not.
+
+        A review that has a fallback to move on to stops retrying when another review finds the target down.
+        """
         retrying = False
+
+        def send() -> Completion:
+            self.stats.add(target, requests=1)
+            return self.backend.complete(target, messages)
 
         def note(exc: BaseException) -> None:
             nonlocal retrying
@@ -249,10 +276,11 @@ class Reviewer:
                 self.progress.retry(+1)
 
         try:
-            return call_with_retries(lambda: self.backend.complete(target, messages), self.settings, where,
-                                     on_retry=note, stop=self._stop_for(target))
+            return call_with_retries(send, self.settings, where, on_retry=note,
+                                     stop=self._stop_for(target) if may_move_on else self._stop)
         except Exception as exc:
-            self.stats.add(target, failed=1)
+            if not self._stop.is_set():
+                self.stats.add(target, failed=1)
             self._log(job, target, messages, attempt, error=str(getattr(exc, "message", exc)))
             raise
         finally:
@@ -301,7 +329,7 @@ class Reviewer:
             for future in done:
                 results[futures[future].key] = future.result()
         except BaseException:  # KeyboardInterrupt included: send nothing more, keep what was cached
-            self._stop.set()
+            self._halt()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         finally:

@@ -87,38 +87,64 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+class _Cut(Exception):
+    """The stop event ended a wait between attempts: no further attempt is made."""
+
+
 def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
                       on_retry: Callable[[BaseException], Any] | None = None,
                       stop: threading.Event | None = None) -> T:
     """Run ``call``; retry transient failures; turn the final failure into one of our errors.
 
-    ``stop``, when set by another thread, ends the waiting and the retrying at once.
+    ``stop``, when set by another thread, ends the waiting at once, and no further attempt is sent.
     """
     stop = stop or threading.Event()
+    failures: list[BaseException] = []
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None:
+            failures.append(exc)
+            if on_retry:
+                on_retry(exc)
+
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise _Cut()
+
     retrying = Retrying(
         stop=stop_after_attempt(settings.transport_attempts) | stop_when_event_set(stop),
         wait=WaitRetryAfterOrBackoff(settings),
         retry=retry_if_exception(is_transient),
-        before_sleep=(lambda state: on_retry(state.outcome.exception())) if on_retry else None,  # type: ignore[union-attr,arg-type]
-        sleep=lambda seconds: None if stop.wait(seconds) else None,  # a wait that the stop event cuts short
+        before_sleep=before_sleep,
+        sleep=sleep,
         reraise=True,
     )
     try:
         return retrying(call)
+    except _Cut:
+        raise _final(failures[-1], where, retrying.statistics.get("attempt_number", 1)) from None
     except Exception as exc:
-        status = status_of(exc)
-        attempts = retrying.statistics.get("attempt_number", 1)
-        if status == 402:
-            raise CreditsExhausted(f"{where}: HTTP 402, the account's inference credits are exhausted; "
-                                   "stopped without retrying") from None
-        if status in (401, 403):
-            raise TransportError(f"{where}: HTTP {status}, the server refused our credentials", status, attempts,
-                                 hint="Check HF_TOKEN (Inference Providers) or VERDICTS_API_KEY (endpoint).") from None
-        if is_transient(exc):
-            raise TransportError(f"{where}: {describe(exc)}, still failing after {attempts} attempts", status,
-                                 attempts, hint="The server may be down or overloaded; run the draft again later, "
-                                 "replies already received are cached.") from None
-        if isinstance(exc, HfHubHTTPError | ValueError):
-            detail = str(exc).splitlines()[0][:300] if str(exc) else describe(exc)
-            raise TransportError(f"{where}: {detail}", status, attempts) from None
-        raise
+        raise _final(exc, where, retrying.statistics.get("attempt_number", 1)) from None
+
+
+def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
+    """The error a caller sees once no more attempts will be made."""
+    status = status_of(exc)
+    if status == 402:
+        return CreditsExhausted(f"{where}: HTTP 402, the account's inference credits are exhausted; "
+                                "stopped without retrying")
+    if status in (401, 403):
+        return TransportError(f"{where}: HTTP {status}, the server refused our credentials", status, attempts,
+                              hint="Check HF_TOKEN (Inference Providers) or VERDICTS_API_KEY (endpoint).")
+    if is_transient(exc):
+        return TransportError(f"{where}: {describe(exc)}, still failing after {attempts} attempts", status,
+                              attempts, hint="The server may be down or overloaded; run the draft again later, "
+                              "replies already received are cached.")
+    if isinstance(exc, HfHubHTTPError):  # the status, and what the server said about it
+        said = " ".join((exc.server_message or "").split())[:300]
+        return TransportError(f"{where}: {describe(exc)}" + (f": {said}" if said else ""), status, attempts)
+    if isinstance(exc, ValueError):
+        detail = str(exc).splitlines()[0][:300] if str(exc) else describe(exc)
+        return TransportError(f"{where}: {detail}", status, attempts)
+    return exc

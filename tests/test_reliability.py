@@ -68,10 +68,10 @@ def test_fault_matrix(case: str, fake: FakeChatServer, draft, project: Path,
 FLAKY, STEADY = "acme/flaky-70b", "acme/steady-8b"
 
 
-def give_builder_a_fallback(project: Path) -> None:
+def give_builder_a_fallback(project: Path, model: str = FLAKY) -> None:
     persona = project / "personas" / "builder.toml"
     persona.write_text(persona.read_text().replace(
-        "min_beats = 3", f'min_beats = 3\nmodel = "{FLAKY}"\nfallbacks = [{{ model = "{STEADY}" }}]'))
+        "min_beats = 3", f'min_beats = 3\nmodel = "{model}"\nfallbacks = [{{ model = "{STEADY}" }}]'))
 
 
 def models_asked(fake: FakeChatServer) -> list[str]:
@@ -100,7 +100,9 @@ def test_a_lens_whose_model_keeps_failing_is_served_by_its_fallback(concurrency:
     assert f"Written by a fallback, not the lens's own model: builder on {A} by {STEADY}" in run.out
     report = run.out.split("Run report", 1)[1]
     flaky_row = next(line.split() for line in report.splitlines() if FLAKY in line)
-    assert flaky_row[3] == "0" and int(flaky_row[7]) >= 1, "no reply from the flaky model, its failures counted"
+    assert int(flaky_row[3]) == asked.count(FLAKY), "every request sent is counted, answered or not"
+    assert int(flaky_row[7]) >= 1 and flaky_row[-1] == "$0.0000", "its failures are counted, no tokens were paid"
+    assert f"Wrote outputs/{A}-vs-{B}.md: {len(asked)} requests" in run.out
 
     record = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())
     for slug in (A, B):
@@ -141,6 +143,37 @@ def test_when_the_fallback_fails_too_the_error_names_both(fake: FakeChatServer, 
     assert f"{FLAKY}: HTTP 503" in errors[0] and f"fallback {STEADY}: HTTP 500" in errors[0], errors[0]
     asked = models_asked(fake)
     assert asked.count(FLAKY) == 3 and asked.count(STEADY) == 3, "each target's retries, once; then the run stops"
+    assert no_page(project)
+
+
+def test_a_refusal_of_one_prompt_moves_only_that_review_to_the_fallback(fake: FakeChatServer, draft,
+                                                                         project: Path) -> None:
+    """A 400 may be about one prompt (too long for that provider): the model is not down for anyone else."""
+    default = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["verdicts"].get(
+        "model", "Qwen/Qwen2.5-72B-Instruct")
+    give_builder_a_fallback(project, model=default)
+    fake.enqueue(Scripted(status=400))
+    run = draft(A, B, "--concurrency", "1")
+    assert run.code == 0, run.err
+    assert models_asked(fake) == [default, STEADY] + [default] * 7, "only the refused review went elsewhere"
+    assert f"Written by a fallback, not the lens's own model: builder on {A} by {STEADY}" in run.out
+
+
+def test_a_lens_without_fallback_still_tries_a_model_another_lens_found_down(fake: FakeChatServer, draft,
+                                                                             project: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    give_builder_a_fallback(project)
+    skeptic = project / "personas" / "skeptic.toml"
+    skeptic.write_text(skeptic.read_text().replace("min_beats = 3", f'min_beats = 3\nmodel = "{FLAKY}"'))
+    monkeypatch.setenv("VERDICTS_TRANSPORT_ATTEMPTS", "3")
+    monkeypatch.setenv("VERDICTS_BACKOFF_INITIAL", "0")
+    fake.down = {FLAKY: 503}
+    run = draft(A, B, "--concurrency", "1")
+    assert run.code == 3
+    errors = [line for line in run.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: skeptic review of {A}: HTTP 503"), run.err
+    # builder on A: 3 to the flaky model, then the fallback; builder on B: the fallback; skeptic on A: its own 3.
+    assert models_asked(fake) == [FLAKY] * 3 + [STEADY] * 2 + [FLAKY] * 3
     assert no_page(project)
 
 
@@ -211,6 +244,22 @@ def test_interrupt_keeps_received_replies_and_the_rerun_asks_only_for_the_rest(s
     assert cached >= 3 and len(fake.history) - sent == 8 - cached, "only the reviews not received are requested"
 
 
+def test_an_interrupt_during_a_retry_wait_sends_nothing_more(fake: FakeChatServer, project: Path) -> None:
+    """Eight reviews wait out a Retry-After of 30 s; Ctrl-C ends the waits, and nothing more is sent."""
+    fake.enqueue(*[Scripted(status=503, headers={"Retry-After": "30"})] * 8)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VERDICTS_RETRY_AFTER_CAP": "30"}
+    process = pipeline_process(project, env, "draft", A, B)
+    deadline = time.monotonic() + 20
+    while len(fake.history) < 8 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=25)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert len(fake.history) == 8, "no request after the interrupt"
+    assert no_page(project)
+
+
 def test_two_drafts_at_once_share_one_cache(fake: FakeChatServer, project: Path) -> None:
     fake.delay = 0.5
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -231,6 +280,7 @@ def test_identical_requests_in_flight_are_sent_once_per_process(fake: FakeChatSe
     sheet = project / "tools" / "mistral-4b-edge.toml"
     sheet.write_text(sheet.read_text().replace('entry = "Free"', 'entry = "$0.02 / M tokens"'))
     fake.delay = 0.3
+    fake.max_in_flight = 0  # the drafts above count for nothing here
     run = cli("refresh")
     assert run.code == 0, run.err
     sent = fake.history[12:]
