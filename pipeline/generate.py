@@ -179,36 +179,39 @@ class Reviewer:
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)
             return hit
         where = f"{job.persona.lens} review of {job.slug}"
-        chain = (job.target, *job.fallbacks)
         failed: list[str] = []  # what became of each target in the chain, for the error when none served
+        chain = [job.target]
+        for target in job.fallbacks:  # under a budget, a reply that cannot be priced must not be bought
+            if self.settings.max_cost is not None and price_for(self.settings, target) is None:
+                failed.append(f"fallback {target.label} not tried: a budget is set and it has no price")
+            else:
+                chain.append(target)
         last: TransportError | None = None
         for index, target in enumerate(chain):
             if self._stop.is_set():
                 raise Stopped()
             final = index == len(chain) - 1  # the review's last option is always tried, down or not
-            if index and self.settings.max_cost is not None and price_for(self.settings, target) is None:
-                failed.append(f"fallback {target.label} not tried: a budget is set and it has no price")
-                continue
+            name = f"{'fallback ' if index else ''}{target.label}"
             down = self._down.get(target)
             if down is not None and not final:
-                failed.append(f"{'fallback ' if index else ''}{target.label} skipped: down since {down.message}")
+                failed.append(f"{name} skipped: down since {down.message}")
                 last = down
                 continue
             try:
                 return self._ask(job, target, where, fallback=index > 0, may_move_on=not final)
             except TransportError as exc:
-                if final or self._stop.is_set() or exc.status in (401, 403):
-                    if not failed:
-                        raise  # nothing else was tried: the error as it came
-                    last = exc
-                    failed.append(f"{'fallback ' if index else ''}{target.label}: {_detail(exc, where)}")
+                if exc.status in (401, 403) or (final and not failed):
+                    raise  # the credentials are wrong, or nothing else was tried: the error as it came
+                last = exc
+                failed.append(f"{name}: {_detail(exc, where)}")
+                if final or self._stop.is_set():
                     break
                 if _is_down(exc):
                     self._mark_down(target, exc)
+                upcoming = next(t for i, t in enumerate(chain) if i > index and (t not in self._down or
+                                                                                 i == len(chain) - 1))
                 self.progress.say(f"  {where}: {target.label} failed ({_detail(exc, where)}); "
-                                  f"asking {chain[index + 1].label} instead")
-                failed.append(f"{'fallback ' if index else ''}{target.label}: {_detail(exc, where)}")
-                last = exc
+                                  f"asking {upcoming.label} instead")
         raise TransportError(f"{where}: no model could serve it: " + "; ".join(failed),
                              last.status if last else None, last.attempts if last else 0,
                              hint="Every reply received is cached: run the draft again later, or add another "
@@ -262,14 +265,16 @@ class Reviewer:
         A review that has a fallback to move on to stops retrying when another review finds the target down.
         """
         retrying = False
+        sent = 0
 
         def send() -> Completion:
-            self.stats.add(target, requests=1)
+            nonlocal sent
+            sent += 1
+            self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
             return self.backend.complete(target, messages)
 
         def note(exc: BaseException) -> None:
             nonlocal retrying
-            self.stats.add(target, retries=1)
             self.progress.say(f"  retrying {where} ({target.label}): {describe(exc)}")
             if not retrying:
                 retrying = True

@@ -87,6 +87,24 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
+def server_said(exc: HfHubHTTPError) -> str:
+    """The server's own words about an error: OpenAI-style ``{"error": {"message": ...}}``, ``{"error": ...}``,
+    ``{"message": ...}`` or ``{"detail": ...}``; else the body as text."""
+    response = exc.response
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        for value in (error, body.get("message"), body.get("detail")):
+            if isinstance(value, str) and value:
+                return value
+    return exc.server_message or (response.text if response is not None else "")
+
+
 class _Cut(Exception):
     """The stop event ended a wait between attempts: no further attempt is made."""
 
@@ -122,8 +140,8 @@ def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
     )
     try:
         return retrying(call)
-    except _Cut:
-        raise _final(failures[-1], where, retrying.statistics.get("attempt_number", 1)) from None
+    except _Cut:  # tenacity had already numbered the attempt that was not made
+        raise _final(failures[-1], where, len(failures)) from None
     except Exception as exc:
         raise _final(exc, where, retrying.statistics.get("attempt_number", 1)) from None
 
@@ -138,11 +156,12 @@ def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
         return TransportError(f"{where}: HTTP {status}, the server refused our credentials", status, attempts,
                               hint="Check HF_TOKEN (Inference Providers) or VERDICTS_API_KEY (endpoint).")
     if is_transient(exc):
-        return TransportError(f"{where}: {describe(exc)}, still failing after {attempts} attempts", status,
-                              attempts, hint="The server may be down or overloaded; run the draft again later, "
+        tries = f"{attempts} attempt{'s' * (attempts != 1)}"
+        return TransportError(f"{where}: {describe(exc)}, still failing after {tries}", status, attempts,
+                              hint="The server may be down or overloaded; run the draft again later, "
                               "replies already received are cached.")
     if isinstance(exc, HfHubHTTPError):  # the status, and what the server said about it
-        said = " ".join((exc.server_message or "").split())[:300]
+        said = " ".join(server_said(exc).split())[:300]
         return TransportError(f"{where}: {describe(exc)}" + (f": {said}" if said else ""), status, attempts)
     if isinstance(exc, ValueError):
         detail = str(exc).splitlines()[0][:300] if str(exc) else describe(exc)

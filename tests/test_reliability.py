@@ -152,10 +152,12 @@ def test_a_refusal_of_one_prompt_moves_only_that_review_to_the_fallback(fake: Fa
     default = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["verdicts"].get(
         "model", "Qwen/Qwen2.5-72B-Instruct")
     give_builder_a_fallback(project, model=default)
-    fake.enqueue(Scripted(status=400))
+    fake.enqueue(Scripted(status=400, raw=json.dumps({"error": {
+        "message": "prompt is too long for this provider", "type": "invalid_request_error"}}).encode()))
     run = draft(A, B, "--concurrency", "1")
     assert run.code == 0, run.err
     assert models_asked(fake) == [default, STEADY] + [default] * 7, "only the refused review went elsewhere"
+    assert f"{default} failed (HTTP 400 Bad Request: prompt is too long for this provider)" in run.err
     assert f"Written by a fallback, not the lens's own model: builder on {A} by {STEADY}" in run.out
 
 
@@ -192,6 +194,35 @@ def test_with_a_budget_an_unpriced_fallback_is_not_tried(fake: FakeChatServer, d
     assert f"fallback {STEADY} not tried: a budget is set and it has no price" in run.err
     assert STEADY not in models_asked(fake) and models_asked(fake).count(FLAKY) == 2
     assert no_page(project)
+
+
+def test_a_lens_whose_fallbacks_are_all_unpriced_still_tries_its_own_model(fake: FakeChatServer, draft,
+                                                                          project: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    give_builder_a_fallback(project)
+    skeptic = project / "personas" / "skeptic.toml"
+    skeptic.write_text(skeptic.read_text().replace(
+        "min_beats = 3", f'min_beats = 3\nmodel = "{FLAKY}"\nfallbacks = [{{ model = "acme/unpriced" }}]'))
+    pyproject = project / "pyproject.toml"
+    priced = (f'[tool.verdicts.prices]\n"{FLAKY}" = [1, 2]\n"{STEADY}" = [1, 2]\n'
+              '"Qwen/Qwen2.5-72B-Instruct" = [1, 2]\n')
+    pyproject.write_text(pyproject.read_text().replace("[tool.verdicts.prices]\n", priced))
+    monkeypatch.setenv("VERDICTS_TRANSPORT_ATTEMPTS", "3")
+    fake.down = {FLAKY: 503}
+    run = draft(A, B, "--concurrency", "1", "--max-cost", "1")
+    assert run.code == 3
+    # builder on A: 3 to the flaky model, then the fallback; builder on B: the fallback; skeptic on A: its own 3.
+    assert models_asked(fake) == [FLAKY] * 3 + [STEADY] * 2 + [FLAKY] * 3
+    error = next(line for line in run.err.splitlines() if line.startswith("error:"))
+    assert "fallback acme/unpriced not tried: a budget is set and it has no price" in error
+    assert f"{FLAKY}: HTTP 503 Service Unavailable, still failing after 3 attempts" in error
+
+
+def test_credentials_refused_by_a_fallback_say_so(fake: FakeChatServer, draft, project: Path) -> None:
+    give_builder_a_fallback(project)
+    fake.down = {FLAKY: 503, STEADY: 401}
+    run = draft(A, B, "--concurrency", "1")
+    assert run.code == 3 and "the server refused our credentials" in run.err and "VERDICTS_API_KEY" in run.err
 
 
 def test_credits_exhausted_is_not_a_reason_to_fall_back(fake: FakeChatServer, draft, project: Path) -> None:
@@ -371,3 +402,28 @@ def test_generated_personas_fail_clearly(fake: FakeChatServer, project: Path, ca
         errors = [line for line in err.splitlines() if line.startswith("error: ")]
         assert code == 2 and len(errors) == 1 and "skeptic.toml" in errors[0], err
     assert fake.history == []
+
+
+def test_a_stop_during_a_retry_wait_sends_nothing_more_and_counts_what_was_sent() -> None:
+    """The wait is cut at once, no further attempt is made, and the error says how many were made."""
+    import threading
+
+    from pipeline.errors import TransportError
+    from pipeline.retry import call_with_retries
+    from pipeline.settings import Settings
+
+    calls: list[float] = []
+
+    def always_times_out() -> None:
+        calls.append(time.monotonic())
+        raise TimeoutError("no answer")
+
+    stop = threading.Event()
+    threading.Timer(0.3, stop.set).start()
+    began = time.monotonic()
+    with pytest.raises(TransportError) as caught:
+        call_with_retries(always_times_out, Settings(backoff_initial=20, backoff_max=20), "builder review of x",
+                          stop=stop)
+    assert len(calls) == 1 and caught.value.attempts == 1
+    assert caught.value.message.endswith("still failing after 1 attempt")
+    assert time.monotonic() - began < 10, "the 20 s wait was cut short"
