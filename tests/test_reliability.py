@@ -379,11 +379,13 @@ def test_generated_fact_sheets_draft_or_fail_clearly(fake: FakeChatServer, proje
 
 
 PERSONA_KEYS = st.sampled_from(["order", "title", "role", "voice", "min_beats", "min_words", "max_words", "model",
-                                "temperature", "beats", "lens", "colour"])
+                                "provider", "temperature", "fallbacks", "beats", "lens", "colour"])
+FALLBACKS = st.lists(st.dictionaries(st.sampled_from(["model", "provider", "modle"]), TEXT | st.integers(),
+                                     max_size=2), max_size=3)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.dictionaries(PERSONA_KEYS, VALUE, max_size=4))
+@given(data=st.dictionaries(PERSONA_KEYS, VALUE | FALLBACKS, max_size=4))
 def test_generated_personas_fail_clearly(fake: FakeChatServer, project: Path, capsys, data: dict) -> None:
     base = tomllib.loads((ROOT / "personas" / "skeptic.toml").read_text())
     merged = {**base, **data}
