@@ -76,8 +76,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     keep = {name: record.sections[name] for name in pinned} if record else {}
     write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews,
                                     keep, pinned))
-    by_fallback = [f"{r.lens} on {r.slug} by {r.model}{':' + r.provider if r.provider else ''}"
-                   for r in reviews.values() if r.fallback]
+    by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     return DraftResult(path, reviewer.stats, time.monotonic() - started, by_fallback)
 
 

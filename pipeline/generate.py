@@ -63,6 +63,11 @@ class Review:
     def section(self) -> str:
         return f"{self.lens}:{self.slug}"
 
+    @property
+    def served_by(self) -> str:
+        """``model:provider`` as the router spells it, or the model alone (as ``Target.label``)."""
+        return f"{self.model}:{self.provider}" if self.provider else self.model
+
 
 @dataclass
 class Usage:
@@ -208,8 +213,7 @@ class Reviewer:
                     break
                 if _is_down(exc):
                     self._mark_down(target, exc)
-                upcoming = next(t for i, t in enumerate(chain) if i > index and (t not in self._down or
-                                                                                 i == len(chain) - 1))
+                upcoming = next(t for t in chain[index + 1:] if t not in self._down or t is chain[-1])
                 self.progress.say(f"  {where}: {target.label} failed ({_detail(exc, where)}); "
                                   f"asking {upcoming.label} instead")
         raise TransportError(f"{where}: no model could serve it: " + "; ".join(failed),
