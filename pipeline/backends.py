@@ -33,6 +33,11 @@ REPLY_SCHEMA = {
 }
 
 
+def model_label(model: str, provider: str) -> str:
+    """``model:provider`` as the router spells it, or the model alone."""
+    return f"{model}:{provider}" if provider else model
+
+
 @dataclass(frozen=True)
 class Target:
     """Where one review is sent: everything about the model that can change its reply."""
@@ -44,8 +49,7 @@ class Target:
 
     @property
     def label(self) -> str:
-        """``model:provider`` as the router spells it, or the model alone."""
-        return f"{self.model}:{self.provider}" if self.provider else self.model
+        return model_label(self.model, self.provider)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .backends import ChatBackend, Completion, Target
+from .backends import ChatBackend, Completion, Target, model_label
 from .cache import ReviewCache, review_key
 from .costs import price_for
 from .errors import BudgetReached, ReplyInvalid, TransportError
@@ -65,8 +65,7 @@ class Review:
 
     @property
     def served_by(self) -> str:
-        """``model:provider`` as the router spells it, or the model alone (as ``Target.label``)."""
-        return f"{self.model}:{self.provider}" if self.provider else self.model
+        return model_label(self.model, self.provider)
 
 
 @dataclass
