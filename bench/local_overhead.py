@@ -17,12 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.backends import REPLY_SCHEMA  # noqa: E402
 from pipeline.cache import ReviewCache  # noqa: E402
 from pipeline.errors import ReplyInvalid  # noqa: E402
-from pipeline.generate import Reviewer, plan  # noqa: E402
-from pipeline.load import load_personas, load_tool  # noqa: E402
+from pipeline.generate import Reviewer  # noqa: E402
 from pipeline.local import LocalBackend  # noqa: E402
+from pipeline.project import Project  # noqa: E402
+from pipeline.review import REPLY_SCHEMA  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
 
 
@@ -36,8 +36,8 @@ def main() -> None:
         settings = load_settings(ROOT, env={}, local_model=str(args.model), max_tokens=args.max_tokens,
                                  temperature=0.0, reask_attempts=0, cache_dir=Path(tmp))
         backend = LocalBackend(settings)
-        persona = load_personas(ROOT)[0]
-        job = plan(ROOT, backend, [persona], {"mistral-4b-edge": load_tool(ROOT, "mistral-4b-edge")})[0]
+        project = Project(ROOT, settings, env={"VERDICTS_BACKEND": "local"})
+        job = project.plan(["mistral-4b-edge"])[0]
         llama = backend._load()  # load once, outside both timings
         bare, piped = [], []
         for run in range(args.runs):

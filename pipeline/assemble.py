@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError
-from .generate import Review
 from .load import FactSheet, Persona
 from .render import render
+from .review import Review, card_id, section_id
 
 NO_VOTES = "—"
 # Section marks live only between rendering and splitting: md() strips control characters from every value.
@@ -26,7 +26,7 @@ class Card:
 
     @property
     def section(self) -> str:
-        return f"card:{self.slug}"
+        return card_id(self.slug)
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Page:
 
 
 def section_ids(personas: list[Persona], slugs: list[str]) -> list[str]:
-    return [f"card:{slug}" for slug in slugs] + [f"{p.lens}:{slug}" for p in personas for slug in slugs]
+    return [card_id(slug) for slug in slugs] + [section_id(p.lens, slug) for p in personas for slug in slugs]
 
 
 def panel_ship(verdicts: list[str]) -> str:
@@ -123,12 +123,13 @@ def split_sections(marked: str, expected: list[str], template: Path) -> Page:
 
 
 def assemble(root: Path, personas: list[Persona], tools: dict[str, FactSheet],
-             reviews: dict[tuple[str, str], Review]) -> Page:
+             reviews: dict[str, Review]) -> Page:
+    """``reviews`` by section id (``<lens>:<slug>``)."""
     (slug_a, sheet_a), (slug_b, sheet_b) = tools.items()
     cards = [
-        Card(slug, sheet, panel_ship([reviews[(p.lens, slug)].verdict for p in personas]), NO_VOTES)
+        Card(slug, sheet, panel_ship([reviews[section_id(p.lens, slug)].verdict for p in personas]), NO_VOTES)
         for slug, sheet in ((slug_a, sheet_a), (slug_b, sheet_b))
     ]
-    rows = [Row(p, reviews[(p.lens, slug_a)], reviews[(p.lens, slug_b)]) for p in personas]
+    rows = [Row(p, reviews[section_id(p.lens, slug_a)], reviews[section_id(p.lens, slug_b)]) for p in personas]
     marked = render(root, "page.md.j2", a=cards[0], b=cards[1], scorecard=rows, section=_mark)
     return split_sections(marked, section_ids(personas, [slug_a, slug_b]), root / "prompts" / "page.md.j2")

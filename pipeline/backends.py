@@ -9,86 +9,17 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from huggingface_hub import InferenceClient
 
 from .errors import BackendError
-from .load import Persona
-from .render import Message
-from .settings import Settings
-
-if TYPE_CHECKING:
-    from .local import LocalBackend
+from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
+from .settings import Settings, choose_backend
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
 NO_KEY = "verdicts-no-key"
-REPLY_SCHEMA = {
-    "type": "object",
-    "properties": {"verdict": {"type": "string", "enum": ["ship", "skip"]}, "quote": {"type": "string"}},
-    "required": ["verdict", "quote"],
-}
-
-
-def model_label(model: str, provider: str) -> str:
-    """``model:provider`` as the router spells it, or the model alone."""
-    return f"{model}:{provider}" if provider else model
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where one review is sent: everything about the model that can change its reply."""
-
-    backend: str
-    model: str
-    provider: str
-    temperature: float
-
-    @property
-    def label(self) -> str:
-        return model_label(self.model, self.provider)
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str | None
-    finish_reason: str | None
-    prompt_tokens: int
-    completion_tokens: int
-
-
-def target_for(backend: str, settings: Settings, persona: Persona) -> Target:
-    """What a lens's reviews are sent to, worked out without building a client (``stale`` needs no backend)."""
-    temperature = settings.temperature if persona.temperature is None else persona.temperature
-    if backend == "local":
-        # The file name, whether local_model is a path or <org>/<repo>/<file>.gguf: the same file either way.
-        return Target("local", PurePosixPath(settings.local_model).name, "", temperature)
-    provider = "" if backend == "endpoint" else (persona.provider or settings.provider)
-    return Target(backend, persona.model or settings.model, provider, temperature)
-
-
-def targets_for(backend: str, settings: Settings, persona: Persona) -> tuple[Target, ...]:
-    """The lens's target, then its fallbacks in order, without repeats. The local backend has one model only."""
-    first = target_for(backend, settings, persona)
-    chain = [first]
-    if backend != "local":
-        for fallback in persona.fallbacks:
-            provider = "" if backend == "endpoint" else (fallback.provider or first.provider)
-            target = Target(backend, fallback.model or first.model, provider, first.temperature)
-            if target not in chain:
-                chain.append(target)
-    return tuple(chain)
-
-
-def backend_name(settings: Settings, env: Mapping[str, str] | None = None) -> str:
-    """The backend a draft would use: VERDICTS_BACKEND, else an endpoint URL, else HF_TOKEN, else local."""
-    env = os.environ if env is None else env
-    if settings.backend is not None:
-        return settings.backend
-    return "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
 
 
 class ChatBackend:
@@ -109,9 +40,6 @@ class ChatBackend:
     def describe(self) -> str:
         return f"endpoint {self.base_url}" if self.name == "endpoint" else "Hugging Face Inference Providers"
 
-    def targets(self, persona: Persona) -> tuple[Target, ...]:
-        return targets_for(self.name, self.settings, persona)
-
     def routed_model(self, target: Target) -> str:
         """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""
         if self.name == "hf" and target.provider not in ("", "auto"):
@@ -120,7 +48,7 @@ class ChatBackend:
 
     def complete(self, target: Target, messages: list[Message]) -> Completion:
         extra: dict[str, Any] = {}
-        if self.settings.structured:
+        if target.structured:
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
         try:
@@ -128,7 +56,7 @@ class ChatBackend:
                 messages,  # type: ignore[arg-type]
                 model=self.routed_model(target),
                 temperature=target.temperature,
-                max_tokens=self.settings.max_tokens,
+                max_tokens=target.max_tokens,
                 **extra,
             )
         except json.JSONDecodeError as exc:
@@ -161,9 +89,9 @@ def read_completion(output: Any) -> Completion:
     )
 
 
-def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> ChatBackend | LocalBackend:
+def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> Backend:
     env = os.environ if env is None else env
-    choice = backend_name(settings, env)
+    choice = choose_backend(settings, env)
     if choice == "endpoint":
         if not settings.base_url:
             raise BackendError("VERDICTS_BACKEND=endpoint but VERDICTS_BASE_URL is not set",

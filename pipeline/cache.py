@@ -9,28 +9,17 @@ from typing import Any
 
 import diskcache
 
-from .backends import Target
-from .render import Message
-from .settings import Settings
-from .validate import REPLY_FORMAT_VERSION
+from .review import REPLY_FORMAT_VERSION, Message, Target
 
 
-def review_key(target: Target, messages: list[Message], settings: Settings) -> str:
-    """Backend, model, provider, rendered messages, sampling settings and reply-format version.
+def review_key(target: Target, messages: list[Message]) -> str:
+    """Everything about the target (backend, model, provider, sampling settings), the rendered messages and the
+    reply-format version.
 
     Not the endpoint's URL, the timeout or the concurrency: they do not change what the model says, and a tool's
     reviews must be shared by every comparison that contains it.
     """
-    material = {
-        "format": REPLY_FORMAT_VERSION,
-        "backend": target.backend,
-        "model": target.model,
-        "provider": target.provider,
-        "temperature": target.temperature,
-        "max_tokens": settings.max_tokens,
-        "structured": settings.structured,
-        "messages": messages,
-    }
+    material = {"format": REPLY_FORMAT_VERSION, **target.settings(), "messages": messages}
     blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

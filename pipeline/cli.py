@@ -162,10 +162,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"Wrote {out} (open file://{out})")
         return 0
     if args.command == "stale":
-        from .stale import Project, all_drafts, check_all
+        from .project import Project
+        from .stale import check_all
 
-        paths = [find_draft(root, d) for d in args.drafts] or all_drafts(root)
-        statuses = check_all(Project(root, _settings(root, args)), paths)
+        project = Project(root, _settings(root, args))
+        paths = [find_draft(root, d) for d in args.drafts] or project.all_drafts()
+        statuses = check_all(project, paths)
         stale = [status for status in statuses if status.stale]
         for status in stale:
             print(f"{_shown(status.path, root)}: {len(status.stale)} stale section{'s' * (len(status.stale) != 1)}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
-from .backends import Target
 from .errors import OverBudget
-from .render import Message
+from .review import Message, Target
 from .settings import Settings
 
 # A forecast needs a reply length before there is a reply: a 170-word quote in JSON is about 260 tokens.
@@ -29,7 +29,7 @@ def price_for(settings: Settings, target: Target) -> Price | None:
     """The price of a target, or None when the table does not know it. The local model costs nothing."""
     if target.backend == "local":
         return FREE
-    for key in (f"{target.model}:{target.provider}", target.model):
+    for key in (target.label, target.model):
         if key in settings.prices:
             return Price(*settings.prices[key])
     return None
@@ -63,12 +63,42 @@ def forecast(settings: Settings, pending: list[tuple[Target, list[Message]]], ca
         result.completion_tokens += completion
         price = price_for(settings, target)
         if price is None:
-            unpriced.add(f"{target.model}:{target.provider}" if target.provider else target.model)
+            unpriced.add(target.label)
         elif result.cost is not None:
             result.cost += price.cost(prompt, completion)
     if unpriced:
         result.cost, result.unpriced = None, tuple(sorted(unpriced))
     return result
+
+
+@dataclass
+class Usage:
+    """What was actually sent and received (a ``Forecast`` is what will be)."""
+
+    requests: int = 0
+    cache_hits: int = 0
+    reasks: int = 0
+    retries: int = 0
+    failed: int = 0  # times a target could not serve a review: still failing after its retries, or refused
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float | None = 0.0  # USD; None once a request was made at a price the table does not know
+
+
+@dataclass
+class Stats(Usage):
+    """Totals, and the same counts per (backend, model, provider) for the run report."""
+
+    by_target: dict[tuple[str, str, str], Usage] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, target: Target, cost: float | None = 0.0, **counts: int) -> None:
+        with self._lock:
+            row = self.by_target.setdefault((target.backend, target.model, target.provider), Usage())
+            for usage in (self, row):
+                for name, value in counts.items():
+                    setattr(usage, name, getattr(usage, name) + value)
+                usage.cost = None if usage.cost is None or cost is None else usage.cost + cost
 
 
 def check_budget(settings: Settings, planned: Forecast) -> None:

@@ -12,12 +12,13 @@ from typing import TextIO, TypeVar
 from .assemble import assemble
 from .backends import select_backend
 from .cache import ReviewCache
-from .costs import Forecast, check_budget, forecast
+from .costs import Forecast, Stats, check_budget, forecast
 from .errors import InputError
-from .generate import Job, Review, Reviewer, Stats, plan
-from .load import load_personas, load_tool
-from .provenance import Inputs, Record, build_record, read_record, write_record
+from .generate import Reviewer
+from .project import Project
+from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
+from .review import Job, Review
 from .runlog import RunLog
 from .settings import Settings
 from .write import write_atomic
@@ -33,22 +34,17 @@ class DraftResult:
     fallbacks: list[str] = field(default_factory=list)  # quotes a fallback wrote: "<lens> on <slug> by <model>"
 
 
-def output_path(root: Path, slug_a: str, slug_b: str) -> Path:
-    return root / "outputs" / f"{slug_a}-vs-{slug_b}.md"
-
-
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
           log: TextIO | None = None, force: bool = False, retry_fallbacks: bool = False) -> DraftResult:
     log = log or sys.stderr
     started = time.monotonic()
-    tools = {slug_a: load_tool(root, slug_a, "TOOL_A"), slug_b: load_tool(root, slug_b, "TOOL_B")}
-    if slug_a == slug_b:
-        raise InputError("command line", "TOOL_B", f"is the same tool as TOOL_A ({slug_a!r}); pick two tools")
-    personas = load_personas(root)
+    project = Project(root, settings, env)
+    tools = project.pair(slug_a, slug_b)
+    personas = project.personas
     backend = select_backend(settings, env)
-    jobs = plan(root, backend, personas, tools)
+    jobs = project.plan(tools)
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
-    placeholder = {(p.lens, slug): Review(p.lens, slug, "ship", "x", "") for p in personas for slug in tools}
+    placeholder = {job.section: Review(job.persona.lens, job.slug, "ship", "x", "") for job in jobs}
     assemble(root, personas, tools, placeholder)
     reask_message(root, personas[0], ["placeholder problem"])
 
@@ -63,7 +59,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         reviews = logged(reviewer, lambda: reviewer.review_all(jobs, f"{slug_a} vs {slug_b}"))
     finally:
         cache.close()
-    path = output_path(root, slug_a, slug_b)
+    path = project.draft_path(slug_a, slug_b)
     record = read_record(path) if path.exists() else None
     pinned = [name for name in record.pinned if name in record.sections] if record else []
     page = assemble(root, personas, tools, reviews)
@@ -72,10 +68,8 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     if path.exists() and not force:
         refuse_to_overwrite(path, page.text, record)
     write_atomic(path, page.text)
-    jobs_by_section = {f"{job.persona.lens}:{job.slug}": job for job in jobs}
     keep = {name: record.sections[name] for name in pinned} if record else {}
-    write_record(path, build_record(Inputs(root, personas), settings, tools, page, jobs_by_section, reviews,
-                                    keep, pinned))
+    write_record(path, build_record(project.inputs, tools, page, jobs, reviews, keep, pinned))
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     return DraftResult(path, reviewer.stats, time.monotonic() - started, by_fallback)
 

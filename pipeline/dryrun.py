@@ -10,18 +10,15 @@ from pathlib import Path
 
 from .cache import ReviewCache
 from .costs import forecast
-from .errors import InputError
 from .generate import cached_review
+from .project import Project
 from .report import forecast_lines
 from .settings import Settings
-from .stale import Project
 
 
 def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None) -> str:
-    if slug_a == slug_b:
-        raise InputError("command line", "TOOL_B", f"is the same tool as TOOL_A ({slug_a!r}); pick two tools")
     project = Project(root, settings, env)
-    jobs = [project.job(p.lens, slug) for p in project.personas for slug in (slug_a, slug_b)]
+    jobs = project.plan(project.pair(slug_a, slug_b))
     cache = ReviewCache(settings.cache_dir)
     try:
         cached = {job.key for job in jobs if cached_review(cache, job) is not None}

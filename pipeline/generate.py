@@ -5,21 +5,17 @@ from __future__ import annotations
 import json
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from .backends import ChatBackend, Completion, Target, model_label
-from .cache import ReviewCache, review_key
-from .costs import price_for
+from .cache import ReviewCache
+from .costs import Stats, price_for
 from .errors import BudgetReached, ReplyInvalid, TransportError
-from .load import FactSheet, Persona
-from .local import LocalBackend
 from .progress import Progress
-from .render import Message, reask_message, review_messages
+from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe
+from .review import Backend, Completion, Job, Message, Review, Target
 from .runlog import RunLog
-from .settings import Settings
 from .validate import InvalidReply, quote_problems, validate_reply
 from .write import write_atomic
 
@@ -38,78 +34,6 @@ class Stopped(Exception):
     """Another review failed first; this one sends nothing more."""
 
 
-@dataclass(frozen=True)
-class Job:
-    persona: Persona
-    slug: str
-    sheet: FactSheet
-    target: Target
-    messages: list[Message]
-    key: str  # from the lens's own target: a fallback's reply stands in for it, and says so
-    fallbacks: tuple[Target, ...] = ()
-
-
-@dataclass(frozen=True)
-class Review:
-    lens: str
-    slug: str
-    verdict: str
-    quote: str
-    model: str  # the model that wrote the quote: the lens's own, or a fallback's
-    provider: str = ""
-    fallback: bool = False
-
-    @property
-    def section(self) -> str:
-        return f"{self.lens}:{self.slug}"
-
-    @property
-    def served_by(self) -> str:
-        return model_label(self.model, self.provider)
-
-
-@dataclass
-class Usage:
-    requests: int = 0
-    cache_hits: int = 0
-    reasks: int = 0
-    retries: int = 0
-    failed: int = 0  # times a target could not serve a review: still failing after its retries, or refused
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost: float | None = 0.0  # USD; None once a request was made at a price the table does not know
-
-
-@dataclass
-class Stats(Usage):
-    """Totals, and the same counts per (backend, model, provider) for the run report."""
-
-    by_target: dict[tuple[str, str, str], Usage] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, target: Target, cost: float | None = 0.0, **counts: int) -> None:
-        with self._lock:
-            row = self.by_target.setdefault((target.backend, target.model, target.provider), Usage())
-            for usage in (self, row):
-                for name, value in counts.items():
-                    setattr(usage, name, getattr(usage, name) + value)
-                usage.cost = None if usage.cost is None or cost is None else usage.cost + cost
-
-
-def make_job(root: Path, targets: tuple[Target, ...], persona: Persona, slug: str, sheet: FactSheet,
-             settings: Settings) -> Job:
-    """``targets``: the lens's own target first, then its fallbacks."""
-    messages = review_messages(root, persona, sheet)
-    return Job(persona, slug, sheet, targets[0], messages, review_key(targets[0], messages, settings), targets[1:])
-
-
-def plan(root: Path, backend: ChatBackend | LocalBackend, personas: list[Persona],
-         tools: dict[str, FactSheet]) -> list[Job]:
-    """Render every prompt up front, so a template error stops the draft before any request."""
-    return [make_job(root, backend.targets(p), p, slug, sheet, backend.settings)
-            for p in personas for slug, sheet in tools.items()]
-
-
 def cached_review(cache: ReviewCache, job: Job) -> Review | None:
     """The cached review, if there is one that still passes the persona's rules (they may have changed)."""
     hit = cache.get(job.key)
@@ -121,11 +45,11 @@ def cached_review(cache: ReviewCache, job: Job) -> Review | None:
 
 
 class Reviewer:
-    def __init__(self, root: Path, backend: ChatBackend | LocalBackend, cache: ReviewCache,
+    def __init__(self, root: Path, backend: Backend, cache: ReviewCache,
                  log: TextIO | None = None, progress: Progress | None = None, runlog: RunLog | None = None) -> None:
         self.root = root
         self.backend = backend
-        self.settings = backend.settings
+        self.settings = backend.settings  # type: ignore[attr-defined]
         self.cache = cache
         self.progress = progress or Progress(log)
         self.runlog = runlog
@@ -320,8 +244,9 @@ class Reviewer:
                                        "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
         return path
 
-    def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[tuple[str, str], Review]:
-        """Every review, up to ``concurrency`` in flight; the first failure stops new requests and is raised."""
+    def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[str, Review]:
+        """Every review, by section id, up to ``concurrency`` in flight; the first failure stops new requests and
+        is raised."""
         unique = {job.key: job for job in jobs}  # one request per distinct prompt
         results: dict[str, Review] = {}
         workers = min(self.settings.concurrency, self.backend.concurrency)
@@ -343,4 +268,4 @@ class Reviewer:
         finally:
             self.progress.close()
         pool.shutdown(wait=True)
-        return {(job.persona.lens, job.slug): results[job.key] for job in jobs}
+        return {job.section: results[job.key] for job in jobs}

@@ -12,10 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .backends import REPLY_SCHEMA, Completion, Target, targets_for
 from .errors import BackendError
-from .load import Persona
-from .render import Message
+from .review import REPLY_SCHEMA, Completion, Message, Target
 from .settings import Settings
 
 HOW_TO_GET_A_MODEL = (
@@ -87,9 +85,6 @@ class LocalBackend:
     def describe(self) -> str:
         return f"the local model {self.path.name}"
 
-    def targets(self, persona: Persona) -> tuple[Target, ...]:
-        return targets_for("local", self.settings, persona)
-
     def _load(self) -> Any:
         if self._llama is None:
             try:
@@ -109,10 +104,10 @@ class LocalBackend:
         with self._lock:
             llama = self._load()
             extra: dict[str, Any] = {}
-            if self.settings.structured:
+            if target.structured:
                 extra["response_format"] = {"type": "json_object", "schema": REPLY_SCHEMA}
             output = llama.create_chat_completion(messages=messages, temperature=target.temperature,
-                                                  max_tokens=self.settings.max_tokens, **extra)
+                                                  max_tokens=target.max_tokens, **extra)
         choice = output["choices"][0]
         usage = output.get("usage") or {}
         return Completion(text=choice["message"].get("content"), finish_reason=choice.get("finish_reason"),

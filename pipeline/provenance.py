@@ -17,12 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .assemble import Page
-from .backends import Target
 from .errors import InputError
-from .generate import Job, Review
 from .load import SLUG, FactSheet, Persona
 from .render import template_fingerprint
-from .settings import Settings
+from .review import Job, Review, card_id, parse_section
 from .write import write_atomic
 
 # Line spans and the two slugs on one line each. Keyed on the names: a string value cannot hold `"lines": [`
@@ -46,7 +44,7 @@ class Section(BaseModel):
     settings: dict[str, Any] = {}
 
     def review(self, name: str) -> Review:
-        lens, _, slug = name.partition(":")
+        lens, slug = parse_section(name)
         return Review(lens, slug, self.verdict, self.quote, self.model, self.provider, self.fallback)
 
 
@@ -81,12 +79,6 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def target_settings(target: Target, settings: Settings) -> dict[str, Any]:
-    """The model settings a quote depends on, kept readable so a reason can say what changed."""
-    return {"backend": target.backend, "model": target.model, "provider": target.provider,
-            "temperature": target.temperature, "max_tokens": settings.max_tokens, "structured": settings.structured}
-
-
 class Inputs:
     """Input fingerprints of one project state, each worked out once (``stale`` may check 1,000 drafts)."""
 
@@ -111,6 +103,9 @@ class Inputs:
         return {f"tools/{slug}.toml": self._of(sheet), f"personas/{persona.lens}.toml": self._of(persona),
                 "prompts/system.j2": self.template("system.j2"), "prompts/user.j2": self.template("user.j2"),
                 "settings": fingerprint(settings)}
+
+    def job(self, job: Job) -> dict[str, str]:
+        return self.quote(job.persona, job.slug, job.sheet, job.target.settings())
 
     def card(self, slug: str, sheet: FactSheet) -> dict[str, str]:
         return {f"tools/{slug}.toml": self._of(sheet, CARD_FIELDS), "prompts/page.md.j2": self.template("page.md.j2")}
@@ -163,23 +158,20 @@ def write_record(draft: Path, record: Record) -> None:
     write_atomic(sidecar_path(draft), text)
 
 
-def build_record(inputs: Inputs, settings: Settings, tools: dict[str, FactSheet], page: Page, jobs: dict[str, Job],
-                 reviews: dict[tuple[str, str], Review], keep: dict[str, Section] | None = None,
+def build_record(inputs: Inputs, tools: dict[str, FactSheet], page: Page, jobs: list[Job],
+                 reviews: dict[str, Review], keep: dict[str, Section] | None = None,
                  pinned: list[str] | None = None) -> Record:
     """The sidecar for a page just generated. Sections in ``keep`` (pinned ones) keep their old record."""
     keep = keep or {}
     sections: dict[str, Section] = {}
     for slug, sheet in tools.items():
-        name = f"card:{slug}"
+        name = card_id(slug)
         sections[name] = Section(lines=page.spans[name], inputs=inputs.card(slug, sheet))
-    for persona in inputs.personas:
-        for slug, sheet in tools.items():
-            name = f"{persona.lens}:{slug}"
-            job, review = jobs[name], reviews[(persona.lens, slug)]
-            used = target_settings(job.target, settings)
-            sections[name] = Section(lines=page.spans[name], inputs=inputs.quote(persona, slug, sheet, used),
-                                     key=job.key, verdict=review.verdict, quote=review.quote, model=review.model,
-                                     provider=review.provider, fallback=review.fallback, settings=used)
+    for job in jobs:
+        name, review, used = job.section, reviews[job.section], job.target.settings()
+        sections[name] = Section(lines=page.spans[name], inputs=inputs.job(job),
+                                 key=job.key, verdict=review.verdict, quote=review.quote, model=review.model,
+                                 provider=review.provider, fallback=review.fallback, settings=used)
     for name, old in keep.items():
         if name in sections:
             sections[name] = old.model_copy(update={"lines": page.spans[name]})

@@ -22,14 +22,16 @@ import merge3
 from .assemble import Page, assemble
 from .backends import select_backend
 from .cache import ReviewCache
-from .costs import check_budget
+from .costs import Stats, check_budget
 from .draft import logged, plan_cost
 from .errors import InputError
-from .generate import Review, Reviewer, Stats
+from .generate import Reviewer
+from .project import Project
 from .provenance import build_record, write_record
+from .review import Review, parse_section
 from .runlog import RunLog
 from .settings import Settings
-from .stale import DraftStatus, Project, StaleSection, all_drafts, check_all, label
+from .stale import DraftStatus, StaleSection, check_all, label
 from .write import write_atomic
 
 CONFLICT_EXIT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
@@ -129,7 +131,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     log = log or sys.stderr
     started = time.monotonic()
     project = Project(root, settings, env)
-    paths = drafts if drafts else all_drafts(root)
+    paths = drafts if drafts else project.all_drafts()
     statuses = check_all(project, paths)
     orphans = [s.path for s in statuses if s.record is None]
     if orphans:
@@ -138,7 +140,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
                          hint="Regenerate it with `python -m pipeline draft A B --force` (keep a copy of your edits), "
                          "or delete it.")
     todo = [s for s in statuses if s.stale and not s.broken]
-    jobs = [project.job(*name.split(":", 1)) for s in todo for name in s.stale_quotes()]
+    jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
     stats, new = Stats(), {}
     if jobs:
         backend = select_backend(settings, env)
@@ -160,20 +162,17 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started)
 
 
-def apply(project: Project, status: DraftStatus, new: dict[tuple[str, str], Review]) -> DraftChange:
+def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> DraftChange:
     """Merge one stale draft's regenerated sections into the file on disk, then record what was generated."""
     record = status.record
     assert record is not None
     regenerated = set(status.stale_quotes())
+    jobs = project.plan(status.tools)
     reviews = {}
-    for persona in project.personas:
-        for slug in status.tools:
-            name = f"{persona.lens}:{slug}"
-            old = record.sections.get(name)
-            if name in regenerated or old is None:
-                reviews[(persona.lens, slug)] = new[(persona.lens, slug)]
-            else:
-                reviews[(persona.lens, slug)] = old.review(name)
+    for job in jobs:
+        old = record.sections.get(job.section)
+        reviews[job.section] = new[job.section] if job.section in regenerated or old is None \
+            else old.review(job.section)
     base = record.page
     theirs = assemble(project.root, project.personas, status.tools, reviews).keep(base, record.pinned)
     with status.path.open(encoding="utf-8", newline="") as handle:
@@ -193,8 +192,6 @@ def apply(project: Project, status: DraftStatus, new: dict[tuple[str, str], Revi
         change.written = True
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
     # editor's and the regeneration as identical, so nothing is lost or doubled.
-    jobs = {f"{p.lens}:{slug}": project.job(p.lens, slug) for p in project.personas for slug in status.tools}
     keep = {name: record.sections[name] for name in pinned if name in record.sections}
-    write_record(status.path, build_record(project.inputs, project.settings, status.tools, theirs, jobs, reviews,
-                                           keep, pinned))
+    write_record(status.path, build_record(project.inputs, status.tools, theirs, jobs, reviews, keep, pinned))
     return change

@@ -13,9 +13,7 @@ import jinja2
 
 from .errors import InputError
 from .load import FactSheet, Persona
-
-Message = dict[str, str]
-
+from .review import Message
 
 TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError
 
-Backend = Literal["endpoint", "hf", "local"]
+BackendName = Literal["endpoint", "hf", "local"]
 
 
 class Settings(BaseModel):
@@ -37,7 +37,7 @@ class Settings(BaseModel):
     local_threads: int | None = Field(None, ge=1)
     cache_dir: Path = Path(".cache/verdicts")
     base_url: str = ""
-    backend: Backend | None = None
+    backend: BackendName | None = None
     max_cost: float | None = Field(None, ge=0.0)  # USD; refuse to start above it, stop sending once reached
     # USD per million tokens, [input, output], keyed "<model>:<provider>" or "<model>" (any provider).
     prices: dict[str, tuple[float, float]] = {}
@@ -46,6 +46,14 @@ class Settings(BaseModel):
 
 # Settings read from the environment, by field. Secrets are not settings: they are read where they are used.
 ENV_NAMES = {name: f"VERDICTS_{name.upper()}" for name in Settings.model_fields}
+
+
+def choose_backend(settings: Settings, env: Mapping[str, str] | None = None) -> BackendName:
+    """The backend a draft would use: VERDICTS_BACKEND, else an endpoint URL, else HF_TOKEN, else local."""
+    env = os.environ if env is None else env
+    if settings.backend is not None:
+        return settings.backend
+    return "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
 
 
 def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:

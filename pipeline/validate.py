@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 
 from .load import Persona
-
-REPLY_FORMAT_VERSION = 1  # bump when parsing or the rules change what a valid reply is
+from .review import Reply
 
 FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 HEADING = re.compile(r"(^|\n)\s*#{1,6}\s")
 LIST_ITEM = re.compile(r"(^|\n)\s*([-*+•]|\d+[.)])\s")
 QUOTE_MARKS = "\"'“”‘’«»"
-
-
-class Reply(BaseModel):
-    """The reply format: ``{"verdict": "ship" | "skip", "quote": "..."}``; other keys are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    verdict: Literal["ship", "skip"]
-    quote: str
-
-    @field_validator("verdict", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
 
 
 class InvalidReply(Exception):

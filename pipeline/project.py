@@ -1,0 +1,116 @@
+"""The project on disk and the one planner: where its files are, and which reviews a set of tools needs.
+
+``draft``, ``prompts``, ``stale`` and ``refresh`` all plan through ``Project.job``, so the cache key that
+``stale`` compares is made by the same code that made it at draft time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path, PurePosixPath
+
+from .cache import review_key
+from .errors import InputError
+from .load import FactSheet, Persona, load_personas, load_tool
+from .provenance import Inputs
+from .render import review_messages
+from .review import Job, Target, section_id
+from .settings import Settings, choose_backend
+
+
+def targets_for(backend: str, settings: Settings, persona: Persona) -> tuple[Target, ...]:
+    """The lens's target, then its fallbacks in order, without repeats. The local backend has one model only."""
+    temperature = settings.temperature if persona.temperature is None else persona.temperature
+    if backend == "local":
+        # The file name, whether local_model is a path or <org>/<repo>/<file>.gguf: the same file either way.
+        model = PurePosixPath(settings.local_model).name
+        return (Target("local", model, "", temperature, settings.max_tokens, settings.structured),)
+    provider = "" if backend == "endpoint" else (persona.provider or settings.provider)
+    first = Target(backend, persona.model or settings.model, provider, temperature, settings.max_tokens,
+                   settings.structured)
+    chain = [first]
+    for fallback in persona.fallbacks:
+        provider = "" if backend == "endpoint" else (fallback.provider or first.provider)
+        target = Target(backend, fallback.model or first.model, provider, temperature, settings.max_tokens,
+                        settings.structured)
+        if target not in chain:
+            chain.append(target)
+    return tuple(chain)
+
+
+class Project:
+    """The project's layout and current inputs, each loaded once however many drafts are planned or checked."""
+
+    def __init__(self, root: Path, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+        self.root = root
+        self.settings = settings
+        self.backend = choose_backend(settings, env)
+        self._tools: dict[str, FactSheet] = {}
+        self._jobs: dict[str, Job] = {}
+
+    @cached_property
+    def personas(self) -> list[Persona]:
+        """Every persona, in panel order."""
+        return load_personas(self.root)
+
+    @cached_property
+    def inputs(self) -> Inputs:
+        """Fingerprints of the current inputs, for provenance records and staleness."""
+        return Inputs(self.root, self.personas)
+
+    @property
+    def outputs(self) -> Path:
+        return self.root / "outputs"
+
+    def tool_path(self, slug: str) -> Path:
+        return self.root / "tools" / f"{slug}.toml"
+
+    def draft_path(self, slug_a: str, slug_b: str) -> Path:
+        return self.outputs / f"{slug_a}-vs-{slug_b}.md"
+
+    def all_drafts(self) -> list[Path]:
+        return sorted(self.outputs.glob("*-vs-*.md"))
+
+    def find_draft(self, given: str) -> Path:
+        """A draft named on the command line: a path, or ``<a>-vs-<b>``."""
+        name = given if given.endswith(".md") else given + ".md"
+        for candidate in (Path(name), self.root / name, self.outputs / Path(name).name):
+            if candidate.is_file():
+                return candidate.resolve()
+        raise InputError(given, None, "no such draft", hint=f"Drafts are {self.outputs}/<a>-vs-<b>.md.")
+
+    def shown(self, path: Path) -> str:
+        """A path as the editor would type it: relative to the project when it is inside it."""
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    def tool(self, slug: str, what: str = "tool") -> FactSheet:
+        if slug not in self._tools:
+            self._tools[slug] = load_tool(self.root, slug, what)
+        return self._tools[slug]
+
+    def pair(self, slug_a: str, slug_b: str) -> dict[str, FactSheet]:
+        """The two tools of a comparison, A then B."""
+        tools = {slug_a: self.tool(slug_a, "TOOL_A"), slug_b: self.tool(slug_b, "TOOL_B")}
+        if slug_a == slug_b:
+            raise InputError("command line", "TOOL_B", f"is the same tool as TOOL_A ({slug_a!r}); pick two tools")
+        return tools
+
+    def persona(self, lens: str) -> Persona:
+        return next(p for p in self.personas if p.lens == lens)
+
+    def job(self, lens: str, slug: str) -> Job:
+        """The review of ``slug`` by ``lens``: its prompt rendered, its targets chosen, its cache key made."""
+        name = section_id(lens, slug)
+        if name not in self._jobs:
+            persona = self.persona(lens)
+            targets = targets_for(self.backend, self.settings, persona)
+            messages = review_messages(self.root, persona, self.tool(slug))
+            self._jobs[name] = Job(persona, slug, self.tool(slug), targets[0], messages,
+                                   review_key(targets[0], messages), targets[1:])
+        return self._jobs[name]
+
+    def plan(self, slugs: list[str] | dict[str, FactSheet]) -> list[Job]:
+        """Every review a page of these tools needs, rendered up front: a template error stops before any
+        request."""
+        return [self.job(p.lens, slug) for p in self.personas for slug in slugs]
