@@ -21,6 +21,7 @@ from pipeline.cache import ReviewCache  # noqa: E402
 from pipeline.errors import ReplyInvalid  # noqa: E402
 from pipeline.generate import Reviewer  # noqa: E402
 from pipeline.local import LocalBackend  # noqa: E402
+from pipeline.progress import Progress  # noqa: E402
 from pipeline.project import Project  # noqa: E402
 from pipeline.review import REPLY_SCHEMA  # noqa: E402
 from pipeline.settings import load_settings  # noqa: E402
@@ -49,7 +50,7 @@ def main() -> None:
 
             llama.reset()
             cache = ReviewCache(Path(tmp) / f"run{run}")  # cold: every run generates
-            reviewer = Reviewer(ROOT, backend, cache, log=open("/dev/null", "w"))  # noqa: SIM115
+            reviewer = Reviewer(ROOT, backend, cache, settings, Progress(open("/dev/null", "w")))  # noqa: SIM115
             started = time.perf_counter()
             with contextlib.suppress(ReplyInvalid):  # a small model may break the rules; it still generated
                 reviewer.review(job)

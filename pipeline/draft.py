@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TextIO
 
 from .assemble import assemble
-from .backends import select_backend
-from .cache import ReviewCache
-from .costs import Forecast, Stats, check_budget, forecast
+from .costs import Stats
 from .errors import InputError
-from .generate import Reviewer
 from .project import Project
 from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
-from .review import Job, Review
-from .runlog import RunLog
+from .review import Review
+from .session import ReviewSession
 from .settings import Settings
 from .write import write_atomic
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -36,29 +30,20 @@ class DraftResult:
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
           log: TextIO | None = None, force: bool = False, retry_fallbacks: bool = False) -> DraftResult:
-    log = log or sys.stderr
     started = time.monotonic()
     project = Project(root, settings, env)
     tools = project.pair(slug_a, slug_b)
     personas = project.personas
-    backend = select_backend(settings, env)
+    session = ReviewSession(project, env, log, retry_fallbacks)
     jobs = project.plan(tools)
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
     placeholder = {job.section: Review(job.persona.lens, job.slug, "ship", "x", "") for job in jobs}
     assemble(root, personas, tools, placeholder)
     reask_message(root, personas[0], ["placeholder problem"])
 
-    cache = ReviewCache(settings.cache_dir)
-    try:
-        reviewer = Reviewer(root, backend, cache, log)
-        reviewer.retry_fallbacks = retry_fallbacks
-        planned = plan_cost(reviewer, jobs)
-        check_budget(settings, planned)
-        print(f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews through {backend.describe()}", file=log)
-        reviewer.runlog = RunLog(settings.cache_dir, "draft", [f"{slug_a}-vs-{slug_b}"], backend.name)
-        reviews = logged(reviewer, lambda: reviewer.review_all(jobs, f"{slug_a} vs {slug_b}"))
-    finally:
-        cache.close()
+    name = f"{slug_a}-vs-{slug_b}"
+    reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
+                          f"{slug_a} vs {slug_b}")
     path = project.draft_path(slug_a, slug_b)
     record = read_record(path) if path.exists() else None
     pinned = [name for name in record.pinned if name in record.sections] if record else []
@@ -71,29 +56,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     keep = {name: record.sections[name] for name in pinned} if record else {}
     write_record(path, build_record(project.inputs, tools, page, jobs, reviews, keep, pinned))
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
-    return DraftResult(path, reviewer.stats, time.monotonic() - started, by_fallback)
-
-
-def plan_cost(reviewer: Reviewer, jobs: list[Job]) -> Forecast:
-    """What the jobs not in the cache will cost."""
-    unique = list({job.key: job for job in jobs}.values())
-    pending = [job for job in unique if reviewer.cached(job) is None]
-    return forecast(reviewer.settings, [(job.target, job.messages) for job in pending], len(unique) - len(pending))
-
-
-def logged(reviewer: Reviewer, run: Callable[[], T]) -> T:
-    """Run the reviews and close the run's log entry with how it ended."""
-    try:
-        result = run()
-    except BaseException as exc:
-        if reviewer.runlog:
-            reviewer.runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
-        raise
-    if reviewer.runlog:
-        s = reviewer.stats
-        reviewer.runlog.write(type="end", outcome="ok", requests=s.requests, cache_hits=s.cache_hits,
-                              prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, cost=s.cost)
-    return result
+    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback)
 
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:

@@ -6,7 +6,6 @@ import json
 import threading
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import TextIO
 
 from .cache import ReviewCache
 from .costs import Stats, price_for
@@ -16,6 +15,7 @@ from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe
 from .review import Backend, Completion, Job, Message, Review, Target
 from .runlog import RunLog
+from .settings import Settings
 from .validate import InvalidReply, quote_problems, validate_reply
 from .write import write_atomic
 
@@ -34,60 +34,77 @@ class Stopped(Exception):
     """Another review failed first; this one sends nothing more."""
 
 
-def cached_review(cache: ReviewCache, job: Job) -> Review | None:
-    """The cached review, if there is one that still passes the persona's rules (they may have changed)."""
+def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False) -> Review | None:
+    """The cached review, if there is one that still passes the persona's rules (they may have changed).
+
+    With ``retry_fallbacks``, a review a fallback wrote counts as missing, so the lens's own model is asked again.
+    """
     hit = cache.get(job.key)
     if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
             not quote_problems(job.persona, str(hit["quote"])):
-        return Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
-                      str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)))
+        review = Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
+                        str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)))
+        return None if review.fallback and retry_fallbacks else review
     return None
 
 
+class DownTargets:
+    """Which targets are down in this run, and the events that cut retry waits short.
+
+    A target that failed after every retry is down: later reviews go straight to their fallbacks, and reviews
+    still retrying it stop waiting (its event is set) and move on. ``halt`` stops the whole run: every wait ends.
+    """
+
+    def __init__(self) -> None:
+        self.halted = threading.Event()  # set by the first failure, or the budget: no new request after it
+        self._lock = threading.Lock()
+        self._down: dict[Target, TransportError] = {}
+        self._events: dict[Target, threading.Event] = {}
+
+    def halt(self) -> None:
+        with self._lock:
+            self.halted.set()
+            for event in self._events.values():
+                event.set()
+
+    def event_for(self, target: Target) -> threading.Event:
+        """Set when the run halts, or when ``target`` is found down."""
+        with self._lock:
+            event = self._events.setdefault(target, threading.Event())
+            if self.halted.is_set() or target in self._down:
+                event.set()
+            return event
+
+    def mark(self, target: Target, exc: TransportError) -> None:
+        with self._lock:
+            self._down.setdefault(target, exc)
+            self._events.setdefault(target, threading.Event()).set()
+
+    def why(self, target: Target) -> TransportError | None:
+        """The failure that took ``target`` down, or None while it is up."""
+        return self._down.get(target)
+
+
 class Reviewer:
-    def __init__(self, root: Path, backend: Backend, cache: ReviewCache,
-                 log: TextIO | None = None, progress: Progress | None = None, runlog: RunLog | None = None) -> None:
+    def __init__(self, root: Path, backend: Backend, cache: ReviewCache, settings: Settings, progress: Progress,
+                 runlog: RunLog | None = None, retry_fallbacks: bool = False, stats: Stats | None = None) -> None:
         self.root = root
         self.backend = backend
-        self.settings = backend.settings  # type: ignore[attr-defined]
+        self.settings = settings
         self.cache = cache
-        self.progress = progress or Progress(log)
+        self.progress = progress
         self.runlog = runlog
-        self.stats = Stats()
-        self.retry_fallbacks = False  # a cached review a fallback wrote counts as missing: ask the lens's own model
-        self._stop = threading.Event()  # set by the first failure, or the budget: no new request after it
+        self.retry_fallbacks = retry_fallbacks
+        self.stats = stats or Stats()
+        self.down = DownTargets()
         self._first_failure: BaseException | None = None
         self._lock = threading.Lock()
-        # Targets that failed after every retry in this run: later reviews go straight to their fallbacks, and
-        # reviews still retrying one stop waiting (its event is set) and move on.
-        self._down: dict[Target, TransportError] = {}
-        self._target_stops: dict[Target, threading.Event] = {}
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
             if self._first_failure is None and not isinstance(exc, Stopped):
                 self._first_failure = exc
-        self._halt()
-
-    def _halt(self) -> None:
-        """Nothing new is sent: every wait for a retry ends now, whichever event it waits on."""
-        with self._lock:
-            self._stop.set()
-            for event in self._target_stops.values():
-                event.set()
-
-    def _stop_for(self, target: Target) -> threading.Event:
-        """Set when the run stops, or when ``target`` is found down; cuts its retries short either way."""
-        with self._lock:
-            event = self._target_stops.setdefault(target, threading.Event())
-            if self._stop.is_set() or target in self._down:
-                event.set()
-            return event
-
-    def _mark_down(self, target: Target, exc: TransportError) -> None:
-        with self._lock:
-            self._down.setdefault(target, exc)
-            self._target_stops.setdefault(target, threading.Event()).set()
+        self.down.halt()
 
     def review(self, job: Job) -> Review:
         try:
@@ -96,12 +113,8 @@ class Reviewer:
             self._fail(exc)
             raise
 
-    def cached(self, job: Job) -> Review | None:
-        hit = cached_review(self.cache, job)
-        return None if hit is not None and hit.fallback and self.retry_fallbacks else hit
-
     def _review(self, job: Job) -> Review:
-        hit = self.cached(job)
+        hit = cached_review(self.cache, job, self.retry_fallbacks)
         if hit is not None:
             self.stats.add(job.target, cache_hits=1)
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)
@@ -116,11 +129,11 @@ class Reviewer:
                 chain.append(target)
         last: TransportError | None = None
         for index, target in enumerate(chain):
-            if self._stop.is_set():
+            if self.down.halted.is_set():
                 raise Stopped()
             final = index == len(chain) - 1  # the review's last option is always tried, down or not
             name = f"{'fallback ' if index else ''}{target.label}"
-            down = self._down.get(target)
+            down = self.down.why(target)
             if down is not None and not final:
                 failed.append(f"{name} skipped: down since {down.message}")
                 last = down
@@ -132,11 +145,11 @@ class Reviewer:
                     raise  # the credentials are wrong, or nothing else was tried: the error as it came
                 last = exc
                 failed.append(f"{name}: {_detail(exc, where)}")
-                if final or self._stop.is_set():
+                if final or self.down.halted.is_set():
                     break
                 if _is_down(exc):
-                    self._mark_down(target, exc)
-                upcoming = next(t for t in chain[index + 1:] if t not in self._down or t is chain[-1])
+                    self.down.mark(target, exc)
+                upcoming = next(t for t in chain[index + 1:] if self.down.why(t) is None or t is chain[-1])
                 self.progress.say(f"  {where}: {target.label} failed ({_detail(exc, where)}); "
                                   f"asking {upcoming.label} instead")
         raise TransportError(f"{where}: no model could serve it: " + "; ".join(failed),
@@ -152,7 +165,7 @@ class Reviewer:
         attempts = 1 + self.settings.reask_attempts
         price = price_for(self.settings, target)
         for attempt in range(1, attempts + 1):
-            if self._stop.is_set():
+            if self.down.halted.is_set():
                 raise Stopped()
             completion = self._send(job, target, messages, where, attempt, may_move_on)
             cost = price.cost(completion.prompt_tokens, completion.completion_tokens) if price else None
@@ -209,9 +222,9 @@ class Reviewer:
 
         try:
             return call_with_retries(send, self.settings, where, on_retry=note,
-                                     stop=self._stop_for(target) if may_move_on else self._stop)
+                                     stop=self.down.event_for(target) if may_move_on else self.down.halted)
         except Exception as exc:
-            if not self._stop.is_set():
+            if not self.down.halted.is_set():
                 self.stats.add(target, failed=1)
             self._log(job, target, messages, attempt, error=str(getattr(exc, "message", exc)))
             raise
@@ -222,7 +235,7 @@ class Reviewer:
     def _check_budget(self) -> None:
         """Once the running estimate reaches the budget, nothing new is sent; what arrived is cached already."""
         budget, spent = self.settings.max_cost, self.stats.cost
-        if budget is not None and spent is not None and spent >= budget and not self._stop.is_set():
+        if budget is not None and spent is not None and spent >= budget and not self.down.halted.is_set():
             self._fail(BudgetReached(spent, budget, self.stats.requests))
 
     def _log(self, job: Job, target: Target, messages: list[Message], attempt: int,
@@ -257,12 +270,12 @@ class Reviewer:
             done, pending = wait(futures, return_when=FIRST_EXCEPTION)
             if any(f.exception() for f in done):
                 wait(pending)  # requests in flight end quickly: retries and re-asks stop on the event
-                failure = self._first_failure or next(f.exception() for f in done if f.exception())
-                raise failure  # type: ignore[misc]
+                failure = self._first_failure or next(e for f in done if (e := f.exception()) is not None)
+                raise failure
             for future in done:
                 results[futures[future].key] = future.result()
         except BaseException:  # KeyboardInterrupt included: send nothing more, keep what was cached
-            self._halt()
+            self.down.halt()
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         finally:

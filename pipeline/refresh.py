@@ -10,7 +10,6 @@ invisible on the rendered page, plain to see in the pull request's diff.
 from __future__ import annotations
 
 import difflib
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,16 +19,12 @@ from typing import TextIO
 import merge3
 
 from .assemble import Page, assemble
-from .backends import select_backend
-from .cache import ReviewCache
-from .costs import Stats, check_budget
-from .draft import logged, plan_cost
+from .costs import Stats
 from .errors import InputError
-from .generate import Reviewer
 from .project import Project
 from .provenance import build_record, write_record
 from .review import Review, parse_section
-from .runlog import RunLog
+from .session import ReviewSession
 from .settings import Settings
 from .stale import DraftStatus, StaleSection, check_all, label
 from .write import write_atomic
@@ -128,7 +123,6 @@ def merge(base: Page, ours: list[str], theirs: Page) -> tuple[list[str], list[Co
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
             drafts: list[Path] | None = None, log: TextIO | None = None) -> RefreshResult:
-    log = log or sys.stderr
     started = time.monotonic()
     project = Project(root, settings, env)
     paths = drafts if drafts else project.all_drafts()
@@ -143,18 +137,11 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
     stats, new = Stats(), {}
     if jobs:
-        backend = select_backend(settings, env)
-        cache = ReviewCache(settings.cache_dir)
-        try:
-            reviewer = Reviewer(root, backend, cache, log)
-            check_budget(settings, plan_cost(reviewer, jobs))
-            print(f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews "
-                  f"through {backend.describe()}", file=log)
-            reviewer.runlog = RunLog(settings.cache_dir, "refresh", [s.path.stem for s in todo], backend.name)
-            stats = reviewer.stats
-            new = logged(reviewer, lambda: reviewer.review_all(jobs, "Refresh"))
-        finally:
-            cache.close()
+        session = ReviewSession(project, env, log)
+        stats = session.stats
+        new = session.run(jobs, "refresh", [s.path.stem for s in todo],
+                          f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews",
+                          "Refresh")
     # The models that wrote the new quotes: a fallback that served is named as one.
     models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
     changes = [apply(project, status, new) for status in todo]

@@ -1,0 +1,60 @@
+"""One review session, shared by ``draft`` and ``refresh``: from planned jobs to reviews, with the cost checked.
+
+Open the cache, forecast what it does not hold, refuse a run above the budget, say what will be sent, open the
+run log, run the reviews, close the run log's entry with how it ended, close the cache.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import TextIO
+
+from .backends import select_backend
+from .cache import ReviewCache
+from .costs import Forecast, Stats, check_budget, forecast
+from .generate import Reviewer, cached_review
+from .progress import Progress
+from .project import Project
+from .review import Job, Review
+from .runlog import RunLog
+
+
+class ReviewSession:
+    """The backend chosen for a run, and what the run has sent and spent so far."""
+
+    def __init__(self, project: Project, env: Mapping[str, str] | None = None, log: TextIO | None = None,
+                 retry_fallbacks: bool = False) -> None:
+        self.project = project
+        self.settings = project.settings
+        self.backend = select_backend(self.settings, env)
+        self.log = log or sys.stderr
+        self.retry_fallbacks = retry_fallbacks
+        self.stats = Stats()
+
+    def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str) -> dict[str, Review]:
+        """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent."""
+        cache = ReviewCache(self.settings.cache_dir)
+        try:
+            check_budget(self.settings, self.forecast(cache, jobs))
+            print(f"{announce} through {self.backend.describe()}", file=self.log)
+            runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
+            reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
+                                self.retry_fallbacks, self.stats)
+            try:
+                reviews = reviewer.review_all(jobs, what)
+            except BaseException as exc:
+                runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
+                raise
+            s = self.stats
+            runlog.write(type="end", outcome="ok", requests=s.requests, cache_hits=s.cache_hits,
+                         prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, cost=s.cost)
+            return reviews
+        finally:
+            cache.close()
+
+    def forecast(self, cache: ReviewCache, jobs: list[Job]) -> Forecast:
+        """What the jobs the cache does not hold will cost."""
+        unique = list({job.key: job for job in jobs}.values())
+        pending = [job for job in unique if cached_review(cache, job, self.retry_fallbacks) is None]
+        return forecast(self.settings, [(job.target, job.messages) for job in pending], len(unique) - len(pending))
