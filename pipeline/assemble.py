@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,8 +83,8 @@ def panel_ship(verdicts: list[str]) -> str:
     return f"{round(100 * verdicts.count('ship') / len(verdicts))}%"
 
 
-def _mark(name: str, caller: object) -> str:
-    return f"{_OPEN}{name}\x00{caller()}{_CLOSE}"  # type: ignore[operator]
+def _mark(name: str, caller: Callable[[], str]) -> str:
+    return f"{_OPEN}{name}\x00{caller()}{_CLOSE}"
 
 
 def split_sections(marked: str, expected: list[str], template: Path) -> Page:

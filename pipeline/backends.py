@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from huggingface_hub import InferenceClient
+from huggingface_hub import ChatCompletionInputMessage, InferenceClient
 
 from .errors import BackendError
 from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
@@ -53,7 +53,7 @@ class ChatBackend:
                                         "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
         try:
             output = self._client.chat_completion(
-                messages,  # type: ignore[arg-type]
+                list[dict | ChatCompletionInputMessage](messages),
                 model=self.routed_model(target),
                 temperature=target.temperature,
                 max_tokens=target.max_tokens,

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 import threading
 from pathlib import Path
 
-from .errors import InputError, VerdictsError, redact
-from .settings import Settings, load_settings
-
-STALE_EXIT = 1
+from .errors import FAILED, INTERRUPTED, Outcome, VerdictsError, redact
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -106,96 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(root: Path, args: argparse.Namespace) -> Settings:
-    flags = {name: getattr(args, name, None) for name in ("backend", "model", "provider", "concurrency", "timeout",
-                                                          "cache_dir", "max_cost")}
-    return load_settings(root, **flags)
-
-
-def find_draft(root: Path, given: str) -> Path:
-    name = given if given.endswith(".md") else given + ".md"
-    for candidate in (Path(name), root / name, root / "outputs" / Path(name).name):
-        if candidate.is_file():
-            return candidate.resolve()
-    raise InputError(given, None, "no such draft", hint=f"Drafts are {root / 'outputs'}/<a>-vs-<b>.md.")
-
-
-def _shown(path: Path, root: Path) -> Path:
-    return path.relative_to(root) if path.is_relative_to(root) else path
+# Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
+COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
+            "refresh": "refresh", "pin": "pin"}
 
 
 def run(args: argparse.Namespace) -> int:
     root = (args.root or Path(os.environ.get("VERDICTS_ROOT") or ".")).resolve()
-    if args.command == "draft":
-        from .draft import draft
-        from .report import run_report
-
-        settings = _settings(root, args)
-        drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force,
-                        retry_fallbacks=args.retry_fallbacks)
-        s = drafted.stats
-        print(f"Wrote {_shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
-              f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
-              f"tokens, {drafted.seconds:.1f} s")
-        if drafted.fallbacks:
-            print(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
-        print("\n".join(run_report(s, drafted.seconds, settings)))
-        return 0
-    if args.command == "prompts":
-        from .dryrun import dry_run
-
-        print(dry_run(root, args.tool_a, args.tool_b, _settings(root, args)))
-        return 0
-    if args.command == "log":
-        from .runlog import read_runs, select, show
-
-        entries = select(read_runs(_settings(root, args).cache_dir), args.run, args.draft, args.failures)
-        print(show(entries) if entries else "The run log has nothing that matches.")
-        return 0
-    if args.command == "preview":
-        from .preview import preview
-        from .write import write_atomic
-
-        path = find_draft(root, args.draft)
-        out = (args.out or _settings(root, args).cache_dir / "preview" / f"{path.stem}.html").resolve()
-        write_atomic(out, preview(root, path))
-        print(f"Wrote {out} (open file://{out})")
-        return 0
-    if args.command == "stale":
-        from .project import Project
-        from .stale import check_all
-
-        project = Project(root, _settings(root, args))
-        paths = [find_draft(root, d) for d in args.drafts] or project.all_drafts()
-        statuses = check_all(project, paths)
-        stale = [status for status in statuses if status.stale]
-        for status in stale:
-            print(f"{_shown(status.path, root)}: {len(status.stale)} stale section{'s' * (len(status.stale) != 1)}")
-            for section in status.stale:
-                print(f"  {section}")
-        tail = "; `make refresh` regenerates them." if stale else "."
-        print(f"{len(stale)} of {len(statuses)} drafts stale{tail}")
-        return STALE_EXIT if stale else 0
-    if args.command == "refresh":
-        from .refresh import CONFLICT_EXIT, refresh
-        from .report import pr_body, run_report, summary
-        from .write import write_atomic
-
-        paths = [find_draft(root, d) for d in args.drafts]
-        settings = _settings(root, args)
-        result = refresh(root, settings, drafts=paths or None)
-        print("\n".join(summary(result, root) + run_report(result.stats, result.seconds, settings)))
-        if args.pr_body:
-            write_atomic(args.pr_body.resolve(), pr_body(result, root))
-        return CONFLICT_EXIT if result.needs_editor else 0
-    if args.command == "pin":
-        from .provenance import pin
-
-        path = find_draft(root, args.draft)
-        pinned = pin(path, args.sections, unpin=args.unpin)
-        print(f"{_shown(path, root)}: pinned: {', '.join(pinned) or 'nothing'}")
-        return 0
-    raise AssertionError(args.command)
+    module = importlib.import_module(f"{__package__}.{COMMANDS[args.command]}")
+    outcome: Outcome = module.command(root, args)
+    if outcome.lines:
+        print("\n".join(outcome.lines))
+    return outcome.exit_code
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -227,8 +147,8 @@ def _main(args: argparse.Namespace) -> int:
         if args.debug:
             raise
         print(redact(f"error: {exc.filename or ''}: {exc.strerror or exc}"), file=sys.stderr)
-        return 1
+        return FAILED
     except KeyboardInterrupt:
         print("interrupted: the page being drafted was not written; replies already received are cached, so "
               "running the same command again asks only for the rest", file=sys.stderr)
-        return 130
+        return INTERRUPTED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import InputError
-from .project import Project
+from .errors import InputError, Outcome
+from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
+from .report import run_report
 from .review import Review
 from .session import ReviewSession
-from .settings import Settings
+from .settings import Settings, settings_for
 from .write import write_atomic
 
 
@@ -57,6 +59,18 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     write_record(path, build_record(project.inputs, tools, page, jobs, reviews, keep, pinned))
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback)
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    settings = settings_for(root, args)
+    drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks)
+    s = drafted.stats
+    lines = [f"Wrote {shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
+             f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
+             f"tokens, {drafted.seconds:.1f} s"]
+    if drafted.fallbacks:
+        lines.append(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
+    return Outcome(lines + run_report(s, drafted.seconds, settings))
 
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:

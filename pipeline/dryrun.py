@@ -5,18 +5,25 @@ Builds no client and sends nothing.
 
 from __future__ import annotations
 
+from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
 
 from .cache import ReviewCache
 from .costs import forecast
+from .errors import Outcome
 from .generate import cached_review
 from .project import Project
 from .report import forecast_lines
-from .settings import Settings
+from .settings import Settings, settings_for
 
 
-def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None) -> str:
+def command(root: Path, args: Namespace) -> Outcome:
+    return Outcome(dry_run(root, args.tool_a, args.tool_b, settings_for(root, args)))
+
+
+def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings,
+            env: Mapping[str, str] | None = None) -> list[str]:
     project = Project(root, settings, env)
     jobs = project.plan(project.pair(slug_a, slug_b))
     cache = ReviewCache(settings.cache_dir)
@@ -40,4 +47,4 @@ def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mappi
         verdict = "cannot be checked" if planned.cost is None else \
             "within it" if planned.cost <= settings.max_cost else "ABOVE it: the draft would refuse to start"
         out.append(f"Budget ${settings.max_cost:.4f}: {verdict}")
-    return "\n".join(out)
+    return out

@@ -3,7 +3,28 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+
+# Exit statuses, every one the pipeline uses.
+OK = 0
+FAILED = 1  # an unexpected failure (an OSError); ``stale`` also exits 1 when it finds stale drafts
+STALE = 1
+BAD_INPUT = 2
+BACKEND_FAILED = 3
+REPLY_INVALID = 4
+CONFLICT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
+OVER_BUDGET = 6
+INTERRUPTED = 130
+
+
+@dataclass
+class Outcome:
+    """How a command ended: the lines it prints on stdout, and its exit status."""
+
+    lines: list[str] = field(default_factory=list)
+    exit_code: int = OK
+
 
 SECRET_VARIABLES = ("HF_TOKEN", "VERDICTS_API_KEY")
 
@@ -20,7 +41,7 @@ def redact(text: str) -> str:
 class VerdictsError(Exception):
     """Root of the pipeline's errors: a message for the user and a hint on how to fix it."""
 
-    exit_code = 1
+    exit_code = FAILED
     hint = ""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -36,7 +57,7 @@ class VerdictsError(Exception):
 class InputError(VerdictsError):
     """Bad input from the editor: a fact sheet, a persona, a template, a setting or a slug."""
 
-    exit_code = 2
+    exit_code = BAD_INPUT
 
     def __init__(self, file: Path | str, field: str | None, problem: str, hint: str | None = None) -> None:
         self.file = str(file)
@@ -49,7 +70,7 @@ class InputError(VerdictsError):
 class BackendError(VerdictsError):
     """No usable backend, or a backend that cannot be reached or refuses us."""
 
-    exit_code = 3
+    exit_code = BACKEND_FAILED
 
 
 class CreditsExhausted(BackendError):
@@ -70,7 +91,7 @@ class TransportError(BackendError):
 class ReplyInvalid(VerdictsError):
     """The model kept answering with replies that break the reply rules, after every re-ask."""
 
-    exit_code = 4
+    exit_code = REPLY_INVALID
 
     def __init__(self, lens: str, tool: str, problems: list[str], attempts: int, kept: Path | None) -> None:
         self.lens = lens
@@ -87,7 +108,7 @@ class ReplyInvalid(VerdictsError):
 class BudgetReached(VerdictsError):
     """The running cost estimate reached VERDICTS_MAX_COST: nothing more is sent."""
 
-    exit_code = 6
+    exit_code = OVER_BUDGET
 
     def __init__(self, spent: float, budget: float, requests: int) -> None:
         self.spent, self.budget, self.requests = spent, budget, requests
@@ -100,4 +121,4 @@ class BudgetReached(VerdictsError):
 class OverBudget(VerdictsError):
     """The forecast is above VERDICTS_MAX_COST, or cannot be priced: nothing was sent."""
 
-    exit_code = 6
+    exit_code = OVER_BUDGET

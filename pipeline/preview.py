@@ -6,6 +6,7 @@ turned off, so any HTML in the text is shown as text; the page template escapes 
 
 from __future__ import annotations
 
+from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,11 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markupsafe import Markup
 
+from .errors import Outcome
+from .project import Project
 from .render import render
+from .settings import settings_for
+from .write import write_atomic
 
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
 
@@ -119,3 +124,11 @@ def layout(text: str) -> dict[str, Any]:
 
 def preview(root: Path, draft: Path) -> str:
     return render(root, "preview.html.j2", **layout(draft.read_text(encoding="utf-8")))
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    settings = settings_for(root, args)
+    path = Project(root, settings).find_draft(args.draft)
+    out = (args.out or settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
+    write_atomic(out, preview(root, path))
+    return Outcome([f"Wrote {out} (open file://{out})"])

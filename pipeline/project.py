@@ -39,6 +39,11 @@ def targets_for(backend: str, settings: Settings, persona: Persona) -> tuple[Tar
     return tuple(chain)
 
 
+def shown(path: Path, root: Path) -> str:
+    """A path as the editor would type it: relative to the project when it is inside it."""
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 class Project:
     """The project's layout and current inputs, each loaded once however many drafts are planned or checked."""
 
@@ -81,8 +86,7 @@ class Project:
         raise InputError(given, None, "no such draft", hint=f"Drafts are {self.outputs}/<a>-vs-<b>.md.")
 
     def shown(self, path: Path) -> str:
-        """A path as the editor would type it: relative to the project when it is inside it."""
-        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+        return shown(path, self.root)
 
     def tool(self, slug: str, what: str = "tool") -> FactSheet:
         if slug not in self._tools:

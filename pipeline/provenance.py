@@ -178,17 +178,3 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], page: Page, jobs: 
     slug_a, slug_b = tools
     return Record(tools=(slug_a, slug_b), pinned=sorted(pinned or []), frame=inputs.frame(tools), sections=sections,
                   generated=page.lines)
-
-
-def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
-    """Pin sections (refresh leaves them alone) or release them; returns what is pinned now."""
-    record = read_record(draft)
-    if record is None:
-        raise InputError(sidecar_path(draft), None, "not found: only a draft made by the pipeline can be pinned")
-    for name in names:
-        if name not in record.sections:
-            raise InputError("command line", "SECTION", f"{name!r} is not a section of {draft.name}",
-                             hint="Sections: " + ", ".join(record.sections))
-    pinned = set(record.pinned) - set(names) if unpin else set(record.pinned) | set(names)
-    write_record(draft, record.model_copy(update={"pinned": sorted(pinned)}))
-    return sorted(pinned)

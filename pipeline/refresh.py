@@ -9,34 +9,25 @@ invisible on the rendered page, plain to see in the pull request's diff.
 
 from __future__ import annotations
 
-import difflib
 import time
+from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import merge3
-
-from .assemble import Page, assemble
+from .assemble import assemble
 from .costs import Stats
-from .errors import InputError
+from .errors import CONFLICT, OK, InputError, Outcome
+from .merge import Conflict, edited_sections, merge
 from .project import Project
 from .provenance import build_record, write_record
-from .review import Review, parse_section
+from .report import run_report
+from .review import Review, describe_section, parse_section
 from .session import ReviewSession
-from .settings import Settings
-from .stale import DraftStatus, StaleSection, check_all, label
+from .settings import Settings, settings_for
+from .stale import DraftStatus, StaleSection, check_all
 from .write import write_atomic
-
-CONFLICT_EXIT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
-
-
-@dataclass
-class Conflict:
-    sections: list[str]
-    editor: list[str]
-    generated: list[str]
 
 
 @dataclass
@@ -75,50 +66,6 @@ class RefreshResult:
     @property
     def needs_editor(self) -> bool:
         return bool(self.conflicts or any(change.broken for change in self.changes))
-
-
-def sections_at(spans: dict[str, tuple[int, int]], start: int, end: int) -> list[str]:
-    """Sections overlapping lines [start, end); an empty range counts when it falls inside a section."""
-    return [name for name, (s, e) in spans.items() if (s < end and start < e) or (start == end and s < start < e)]
-
-
-def edited_sections(base: Page, ours: list[str]) -> list[str]:
-    touched: set[str] = set()
-    matcher = difflib.SequenceMatcher(None, base.lines, ours, autojunk=False)
-    for tag, i1, i2, _, _ in matcher.get_opcodes():
-        if tag != "equal":
-            touched.update(sections_at(base.spans, i1, i2))
-    return sorted(touched)
-
-
-def conflict_note(sections: list[str], generated: list[str]) -> list[str]:
-    what = ", ".join(label(s) for s in sections) or "the page"
-    body = [line.replace("-->", "--&gt;") for line in generated] or ["(the new generation removes these lines)"]
-    # The blank line first: a comment line straight after a quote could be read as part of it.
-    return ["", f"<!-- verdicts refresh: conflict in {what}. Your text above is kept; the new generation below "
-            "was not applied. Take what you want from it, then delete this comment.", *body, "-->"]
-
-
-def merge(base: Page, ours: list[str], theirs: Page) -> tuple[list[str], list[Conflict]]:
-    merged: list[str] = []
-    conflicts = []
-    for region in merge3.Merge3(base.lines, ours, theirs.lines).merge_regions():
-        kind = region[0]
-        if kind == "unchanged":
-            merged += base.lines[region[1]:region[2]]
-        elif kind in ("a", "same"):
-            merged += ours[region[1]:region[2]]
-        elif kind == "b":
-            merged += theirs.lines[region[1]:region[2]]
-        else:  # conflict: the editor's lines stay, the generation follows in a comment
-            _, z1, z2, a1, a2, b1, b2 = region  # type: ignore[misc]
-            sections = sorted(set(sections_at(base.spans, z1, z2)) | set(sections_at(theirs.spans, b1, b2)))
-            conflict = Conflict(sections, ours[a1:a2], theirs.lines[b1:b2])
-            conflicts.append(conflict)
-            note = conflict_note(sections, conflict.generated)
-            shown = ours[a2:a2 + len(note)] == note or conflict.editor[-len(note):] == note
-            merged += conflict.editor if shown else conflict.editor + note  # a rerun does not repeat the note
-    return merged, conflicts
 
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
@@ -182,3 +129,71 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     keep = {name: record.sections[name] for name in pinned if name in record.sections}
     write_record(status.path, build_record(project.inputs, status.tools, theirs, jobs, reviews, keep, pinned))
     return change
+
+
+def pr_body(result: RefreshResult, project: Project) -> str:
+    """Deterministic for a given run: no times, no URLs, no hostnames."""
+    stale = [c for c in result.changes if c.stale and not c.broken]
+    broken = [c for c in result.changes if c.broken]
+    lines = ["## Refreshed drafts", ""]
+    if broken:
+        lines += ["**Could not refresh**, an editor must look:", ""]
+        lines += [f"- `{project.shown(c.path)}`: {c.broken}" for c in broken]
+        lines.append("")
+    if not stale:
+        lines += [f"No other draft of {result.checked} is stale; nothing was regenerated." if broken else
+                  f"All {result.checked} drafts are up to date; nothing was regenerated.", ""]
+        return "\n".join(lines)
+    lines += [f"`python -m pipeline refresh` found {len(stale)} of {result.checked} drafts stale and regenerated "
+              "only their stale sections. Hand edits were merged, never overwritten.", ""]
+    if result.conflicts:
+        lines += [f"**{result.conflicts} conflict{'s' if result.conflicts != 1 else ''}**: an editor's text and "
+                  "the new generation changed the same lines. The editor's text was kept; the new generation is "
+                  "in an HTML comment right below it (look for `verdicts refresh: conflict` in the diff). Take "
+                  "what you want from it, then delete the comment.", ""]
+    else:
+        lines += ["No conflicts.", ""]
+    for change in stale:
+        lines += [f"### `{project.shown(change.path)}`", "", "| Section | Why | Result |", "| --- | --- | --- |"]
+        lines += [f"| {describe_section(s.section)} | {'; '.join(s.reasons)} | {change.outcome(s.section)} |"
+                  for s in change.stale]
+        if change.pinned:
+            lines += ["", "Pinned, left as they are: " + ", ".join(describe_section(s) for s in change.pinned) + "."]
+        if change.released:
+            lines += ["", "Pins released, their sections no longer exist: "
+                      + ", ".join(describe_section(s) for s in change.released) + "."]
+        lines.append("")
+    s = result.stats
+    models = ", ".join(f"`{m}`" for m in result.models) or "none"
+    lines += ["### Spent", "", "| Backend | Models | Requests | Cache hits | Re-asks | Transport retries "
+              "| Prompt tokens | Completion tokens |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+              f"| {result.backend} | {models} | {s.requests} | {s.cache_hits} | {s.reasks} | {s.retries} "
+              f"| {s.prompt_tokens} | {s.completion_tokens} |", ""]
+    return "\n".join(lines)
+
+
+def summary(result: RefreshResult, project: Project) -> list[str]:
+    lines = []
+    for change in result.changes:
+        if change.broken:
+            lines.append(f"{project.shown(change.path)}: not refreshed: {change.broken}")
+            continue
+        state = "rewritten" if change.written else "unchanged on disk"
+        lines.append(f"{project.shown(change.path)}: {len(change.stale)} stale sections, {state}")
+        lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]
+    s = result.stats
+    lines.append(f"Refreshed {len(result.changes)} of {result.checked} drafts: {s.requests} requests, "
+                 f"{s.cache_hits} cache hits, {s.reasks} re-asks, {s.retries} transport retries, "
+                 f"{s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, {result.conflicts} conflicts")
+    return lines
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    settings = settings_for(root, args)
+    project = Project(root, settings)
+    paths = [project.find_draft(d) for d in args.drafts]
+    result = refresh(root, settings, drafts=paths or None)
+    if args.pr_body:
+        write_atomic(args.pr_body.resolve(), pr_body(result, project))
+    return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings),
+                   CONFLICT if result.needs_editor else OK)

@@ -60,6 +60,14 @@ def parse_section(name: str) -> tuple[str, str]:
     return kind, slug
 
 
+def describe_section(name: str) -> str:
+    """``skeptic:ollama`` -> ``skeptic quote on ollama``; ``card:ollama`` -> ``card of ollama``."""
+    if name == FRAME:
+        return "page frame"
+    kind, slug = parse_section(name)
+    return f"card of {slug}" if kind == CARD else f"{kind} quote on {slug}"
+
+
 def is_card(name: str) -> bool:
     return name.startswith(CARD + ":")
 

@@ -10,10 +10,12 @@ import json
 import os
 import threading
 import time
+from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from .errors import redact
+from .errors import Outcome, redact
+from .settings import settings_for
 
 
 def log_path(cache_dir: Path) -> Path:
@@ -102,3 +104,8 @@ def show(entries: list[dict[str, Any]]) -> str:
             if e.get("problems"):
                 out.append("   problems: " + "; ".join(e["problems"]))
     return "\n".join(out)
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    entries = select(read_runs(settings_for(root, args).cache_dir), args.run, args.draft, args.failures)
+    return Outcome([show(entries) if entries else "The run log has nothing that matches."])

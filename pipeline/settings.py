@@ -85,3 +85,12 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any
     if not settings.cache_dir.is_absolute():
         settings = settings.model_copy(update={"cache_dir": root / settings.cache_dir})
     return settings
+
+
+# Command-line options that override a setting (argparse destinations named like the fields).
+FLAGS = ("backend", "model", "provider", "concurrency", "timeout", "cache_dir", "max_cost")
+
+
+def settings_for(root: Path, args: object) -> Settings:
+    """The settings of a command, with the options it was given (``args`` is argparse's namespace)."""
+    return load_settings(root, **{name: getattr(args, name, None) for name in FLAGS})

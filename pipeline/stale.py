@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
+from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .assemble import assemble
+from .errors import OK, STALE, Outcome
 from .load import FactSheet
 from .project import Project
 from .provenance import Record, changes, read_record, sidecar_path
-from .review import CARD, FRAME, Review, is_card, parse_section, section_id
-
-
-def label(section: str) -> str:
-    """``skeptic:ollama`` -> ``skeptic quote on ollama``; ``card:ollama`` -> ``card of ollama``."""
-    if section == FRAME:
-        return "page frame"
-    kind, slug = parse_section(section)
-    return f"card of {slug}" if kind == CARD else f"{kind} quote on {slug}"
+from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
+from .settings import settings_for
 
 
 @dataclass(frozen=True)
@@ -27,7 +22,7 @@ class StaleSection:
     regenerate: bool = False  # a quote whose prompt or model changed needs a new review; else re-rendering does
 
     def __str__(self) -> str:
-        return f"{label(self.section)}: {', '.join(self.reasons)}"
+        return f"{describe_section(self.section)}: {', '.join(self.reasons)}"
 
 
 @dataclass
@@ -98,3 +93,17 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     if not project.personas:  # a broken persona file is bad input even when there is no draft to check
         return []
     return [check(project, path) for path in unique]
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    project = Project(root, settings_for(root, args))
+    paths = [project.find_draft(d) for d in args.drafts] or project.all_drafts()
+    statuses = check_all(project, paths)
+    stale = [status for status in statuses if status.stale]
+    lines = []
+    for status in stale:
+        lines.append(f"{project.shown(status.path)}: {len(status.stale)} stale section{'s' * (len(status.stale) != 1)}")
+        lines += [f"  {section}" for section in status.stale]
+    tail = "; `make refresh` regenerates them." if stale else "."
+    lines.append(f"{len(stale)} of {len(statuses)} drafts stale{tail}")
+    return Outcome(lines, STALE if stale else OK)

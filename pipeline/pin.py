@@ -1,0 +1,32 @@
+"""The ``pin`` command: pinned sections keep their last generated text through ``refresh`` and ``draft``."""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+
+from .errors import InputError, Outcome
+from .project import Project
+from .provenance import read_record, sidecar_path, write_record
+from .settings import settings_for
+
+
+def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
+    """Pin sections (refresh leaves them alone) or release them; returns what is pinned now."""
+    record = read_record(draft)
+    if record is None:
+        raise InputError(sidecar_path(draft), None, "not found: only a draft made by the pipeline can be pinned")
+    for name in names:
+        if name not in record.sections:
+            raise InputError("command line", "SECTION", f"{name!r} is not a section of {draft.name}",
+                             hint="Sections: " + ", ".join(record.sections))
+    pinned = set(record.pinned) - set(names) if unpin else set(record.pinned) | set(names)
+    write_record(draft, record.model_copy(update={"pinned": sorted(pinned)}))
+    return sorted(pinned)
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    project = Project(root, settings_for(root, args))
+    path = project.find_draft(args.draft)
+    pinned = pin(path, args.sections, unpin=args.unpin)
+    return Outcome([f"{project.shown(path)}: pinned: {', '.join(pinned) or 'nothing'}"])
