@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pipeline.cache import ReviewCache  # noqa: E402
-from pipeline.errors import ReplyInvalid  # noqa: E402
+from pipeline.errors import GaveUpOnReply  # noqa: E402
 from pipeline.generate import Reviewer  # noqa: E402
 from pipeline.local import LocalBackend  # noqa: E402
 from pipeline.progress import Progress  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
             cache = ReviewCache(Path(tmp) / f"run{run}")  # cold: every run generates
             reviewer = Reviewer(ROOT, backend, cache, settings, Progress(open("/dev/null", "w")))  # noqa: SIM115
             started = time.perf_counter()
-            with contextlib.suppress(ReplyInvalid):  # a small model may break the rules; it still generated
+            with contextlib.suppress(GaveUpOnReply):  # a small model may break the rules; it still generated
                 reviewer.review(job)
             piped.append(reviewer.stats.completion_tokens / (time.perf_counter() - started))
             cache.close()

@@ -2,19 +2,24 @@
 
 One module per stage; a draft flows through them in this order::
 
-    tools/<slug>.toml ─┐
-    personas/*.toml ───┼─ load ─> render ─> generate ──────────────> assemble ─> write
-    prompts/*.j2 ──────┘    (prompts)  │  cache ── backends ── retry       (page)    outputs/<a>-vs-<b>.md
-                                       └─ validate (re-ask on invalid replies)
+    tools/<slug>.toml ─┐                     session (cache, budget, run log)
+    personas/*.toml ───┼─ load ─> project ─> generate ───────────────────> assemble ─> write
+    prompts/*.j2 ──────┘          (plan:      │ backends ─ local       (page)       outputs/<a>-vs-<b>.md
+                                   render,    │ retry                               + provenance sidecar
+                                   cache key) └ validate (re-ask on invalid replies)
 
 Every write also records ``provenance`` (outputs/<a>-vs-<b>.provenance.json): the page as generated and what
 each section was made from. Later, when inputs change::
 
-    provenance + current inputs ─> stale (which sections, and why) ─> refresh: generate the stale sections,
-    merge3(last generated, the editor's file, new page) ─> write page, then provenance ─> report (PR body)
+    provenance + project ─> stale (which sections, and why) ─> refresh: session for the stale quotes,
+    merge (three-way: last generated, the editor's file, new page) ─> write page, then provenance
 
-``settings`` merges flags, environment and pyproject.toml; ``errors`` holds every error we raise on purpose;
-``draft`` runs the stages for one comparison; ``cli`` turns errors into messages.
+The ground floor, imported by every stage and importing none: ``errors`` (every error we raise on purpose, the
+exit statuses), ``settings`` (flags > environment > pyproject.toml > defaults), ``load`` (the editor's data
+files) and ``review`` (Target, Job, Review, the reply format, section ids). ``costs`` prices what is sent and
+counts what was; ``report`` prints it. Each command is ``command(root, args) -> Outcome`` in its own module
+(``draft``, ``dryrun``, ``stale``, ``refresh``, ``pin``, ``preview``, ``runlog``); ``cli`` parses the command line,
+dispatches, and turns errors into messages.
 """
 
 __version__ = "0.1.0"

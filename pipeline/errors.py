@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from pydantic import ValidationError
 
 # Exit statuses, every one the pipeline uses.
 OK = 0
@@ -67,6 +70,18 @@ class InputError(VerdictsError):
         super().__init__(where + problem, hint)
 
 
+def explain(exc: ValidationError, allowed: Iterable[str] = (), unknown: str = "unknown key") -> tuple[str | None, str]:
+    """The first problem pydantic found, as (dotted field, problem) in the editor's words."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or None
+    if first["type"] == "extra_forbidden":
+        names = list(allowed) if len(first["loc"]) == 1 else []
+        return field, unknown + (f"; allowed keys: {', '.join(names)}" if names else "")
+    if first["type"] == "missing":
+        return field, "required key is missing"
+    return field, first["msg"].removeprefix("Value error, ")
+
+
 class BackendError(VerdictsError):
     """No usable backend, or a backend that cannot be reached or refuses us."""
 
@@ -88,7 +103,7 @@ class TransportError(BackendError):
         super().__init__(message, hint)
 
 
-class ReplyInvalid(VerdictsError):
+class GaveUpOnReply(VerdictsError):
     """The model kept answering with replies that break the reply rules, after every re-ask."""
 
     exit_code = REPLY_INVALID

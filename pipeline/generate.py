@@ -9,14 +9,14 @@ from pathlib import Path
 
 from .cache import ReviewCache
 from .costs import Stats, price_for
-from .errors import BudgetReached, ReplyInvalid, TransportError
+from .errors import BudgetReached, GaveUpOnReply, TransportError
 from .progress import Progress
 from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe
 from .review import Backend, Completion, Job, Message, Review, Target
 from .runlog import RunLog
 from .settings import Settings
-from .validate import InvalidReply, quote_problems, validate_reply
+from .validate import NeedsReask, quote_problems, validate_reply
 from .write import write_atomic
 
 
@@ -174,7 +174,7 @@ class Reviewer:
             text = completion.text
             try:
                 reply = validate_reply(job.persona, text)
-            except InvalidReply as exc:
+            except NeedsReask as exc:
                 problems = list(exc.problems)
                 if completion.finish_reason == "length":
                     problems.insert(0, "the reply was cut off by the max_tokens limit; write a shorter quote")
@@ -196,7 +196,7 @@ class Reviewer:
             return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
                           fallback)
         kept = self._keep_failed(job, target, text, problems)
-        raise ReplyInvalid(job.persona.lens, job.slug, problems, attempts, kept)
+        raise GaveUpOnReply(job.persona.lens, job.slug, problems, attempts, kept)
 
     def _send(self, job: Job, target: Target, messages: list[Message], where: str, attempt: int,
               may_move_on: bool) -> Completion:

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import InputError
+from .errors import InputError, explain
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -131,17 +131,7 @@ def _validated(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
-            problem = "unknown key; allowed keys: " + ", ".join(model.model_fields)
-        elif first["type"] == "extra_forbidden":
-            problem = "unknown key"
-        elif first["type"] == "missing":
-            problem = "required key is missing"
-        else:
-            problem = first["msg"].removeprefix("Value error, ")
-        raise InputError(path, field, problem) from None
+        raise InputError(path, *explain(exc, allowed=model.model_fields)) from None
 
 
 def check_slug(slug: str, what: str) -> str:

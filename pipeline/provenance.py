@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .assemble import Page
-from .errors import InputError
+from .errors import InputError, explain
 from .load import SLUG, FactSheet, Persona
 from .render import template_fingerprint
 from .review import Job, Review, card_id, parse_section
@@ -146,9 +146,8 @@ def read_record(draft: Path) -> Record | None:
     try:
         return Record.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InputError(path, ".".join(str(p) for p in first["loc"]) or None, first["msg"],
-                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+        raise InputError(path, *explain(exc), hint="The sidecar is written by the pipeline; restore it from git.") \
+            from None
 
 
 def write_record(draft: Path, record: Record) -> None:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import InputError
+from .errors import InputError, explain
 
 BackendName = Literal["endpoint", "hf", "local"]
 
@@ -77,11 +77,9 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any
     try:
         settings = Settings(**{key: value for key, (value, _) in layers.items()})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0]) if first["loc"] else "?"
-        source = layers.get(field, (None, str(pyproject)))[1]
-        problem = "unknown setting" if first["type"] == "extra_forbidden" else first["msg"]
-        raise InputError(source, field, problem) from None
+        where, problem = explain(exc, unknown="unknown setting")
+        name = (where or "?").split(".")[0]
+        raise InputError(layers.get(name, (None, str(pyproject)))[1], where or "?", problem) from None
     if not settings.cache_dir.is_absolute():
         settings = settings.model_copy(update={"cache_dir": root / settings.cache_dir})
     return settings

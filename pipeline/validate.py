@@ -16,7 +16,7 @@ LIST_ITEM = re.compile(r"(^|\n)\s*([-*+•]|\d+[.)])\s")
 QUOTE_MARKS = "\"'“”‘’«»"
 
 
-class InvalidReply(Exception):
+class NeedsReask(Exception):
     """The model's fault, not ours: the problems go back to the model in a re-ask."""
 
     def __init__(self, problems: list[str]) -> None:
@@ -28,16 +28,16 @@ def parse_reply(text: str | None) -> Reply:
     """Parse the JSON object, accepting one Markdown code fence around it."""
     body = (text or "").strip()
     if not body:
-        raise InvalidReply(["the reply was empty; send the JSON object"])
+        raise NeedsReask(["the reply was empty; send the JSON object"])
     fenced = FENCE.match(body)
     if fenced:
         body = fenced.group("body").strip()
     try:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
-        raise InvalidReply([f"the reply is not a JSON object ({exc.msg} at character {exc.pos})"]) from None
+        raise NeedsReask([f"the reply is not a JSON object ({exc.msg} at character {exc.pos})"]) from None
     if not isinstance(data, dict):
-        raise InvalidReply([f"the reply is JSON but a {type(data).__name__}, not an object"])
+        raise NeedsReask([f"the reply is JSON but a {type(data).__name__}, not an object"])
     try:
         return Reply.model_validate(data)
     except ValidationError as exc:
@@ -50,7 +50,7 @@ def parse_reply(text: str | None) -> Reply:
                 problems.append(f'"verdict" must be "ship" or "skip", not {error.get("input")!r}'[:200])
             else:
                 problems.append(f'"{field}": {error["msg"]}')
-        raise InvalidReply(problems) from None
+        raise NeedsReask(problems) from None
 
 
 def normalise_quote(quote: str) -> str:
@@ -92,5 +92,5 @@ def validate_reply(persona: Persona, text: str | None) -> Reply:
     quote = normalise_quote(reply.quote)
     problems = quote_problems(persona, quote)
     if problems:
-        raise InvalidReply(problems)
+        raise NeedsReask(problems)
     return Reply(verdict=reply.verdict, quote=quote)

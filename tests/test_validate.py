@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline.load import load_personas
-from pipeline.validate import InvalidReply, validate_reply
+from pipeline.validate import NeedsReask, validate_reply
 from tests.conftest import ROOT
 from tests.fakeserver import OFFBEAT, SYNTHETIC, reference_quotes
 
@@ -26,7 +26,7 @@ def test_every_published_quote_passes_for_its_lens(lens: str, tool: str) -> None
 
 @pytest.mark.parametrize("lens", PERSONAS)
 def test_fluent_paragraph_without_beats_fails(lens: str) -> None:
-    with pytest.raises(InvalidReply) as caught:
+    with pytest.raises(NeedsReask) as caught:
         validate_reply(PERSONAS[lens], reply(OFFBEAT.format(name="Mistral 4B Edge")))
     assert any("beats" in problem for problem in caught.value.problems)
 
@@ -38,7 +38,7 @@ def test_a_published_quote_fails_under_another_lens(lens: str) -> None:
     for quote in others:
         try:
             validate_reply(PERSONAS[lens], reply(quote))
-        except InvalidReply:
+        except NeedsReask:
             failing += 1
     assert failing >= len(others) * 0.75, f"{lens} checks accept most quotes written for other lenses"
 
@@ -63,7 +63,7 @@ def good(lens: str = "buyer") -> str:
     ],
 )
 def test_invalid_replies_say_what_is_wrong(text: str, problem: str) -> None:
-    with pytest.raises(InvalidReply) as caught:
+    with pytest.raises(NeedsReask) as caught:
         validate_reply(PERSONAS["buyer"], text)
     assert any(problem in p for p in caught.value.problems), caught.value.problems
 
