@@ -43,7 +43,7 @@ class ChatBackend:
     def routed_model(self, target: Target) -> str:
         """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""
         if self.name == "hf" and target.provider not in ("", "auto"):
-            return f"{target.model}:{target.provider}"
+            return target.label
         return target.model
 
     def complete(self, target: Target, messages: list[Message]) -> Completion:
