@@ -35,5 +35,9 @@ class ReviewCache:
     def set(self, key: str, value: dict[str, Any]) -> None:
         self._cache.set(key, value)
 
+    def delete(self, key: str) -> bool:
+        """Drop an entry; True when there was one."""
+        return bool(self._cache.delete(key))
+
     def close(self) -> None:
         self._cache.close()

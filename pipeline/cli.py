@@ -27,6 +27,8 @@ def _request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, help="reviews in flight at once (VERDICTS_CONCURRENCY)")
     parser.add_argument("--timeout", type=float, help="seconds per request (VERDICTS_TIMEOUT)")
     parser.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="send every request, even for reviews the cache holds, and overwrite their entries")
 
 
 def _drafts(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--out", type=Path, help="where to write the HTML file")
     pv.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
 
+    f = commands.add_parser("forget", help="drop the cached reviews of drafts or tools",
+                            description="Drop the cached reviews of drafts (the reviews their sidecars record) or of "
+                            "tools (every cached review of the tool that a draft records or a draft would ask for "
+                            "now), so the next draft or refresh asks the model again.")
+    f.add_argument("targets", nargs="+", metavar="DRAFT_OR_TOOL",
+                   help="outputs/<a>-vs-<b>.md, <a>-vs-<b>, or a tool slug")
+    f.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+
     p = commands.add_parser("pin", help="pin sections of a draft so refresh never touches them",
                             description="Pin (or with --unpin, release) sections of a draft. A section is card:<slug> "
                             "or <lens>:<slug>, e.g. card:ollama or skeptic:ollama.")
@@ -106,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
 COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
-            "refresh": "refresh", "pin": "pin"}
+            "refresh": "refresh", "pin": "pin", "forget": "forget"}
 
 
 def run(args: argparse.Namespace) -> int:

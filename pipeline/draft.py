@@ -31,12 +31,13 @@ class DraftResult:
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
-          log: TextIO | None = None, force: bool = False, retry_fallbacks: bool = False) -> DraftResult:
+          log: TextIO | None = None, force: bool = False, retry_fallbacks: bool = False,
+          use_cache: bool = True) -> DraftResult:
     started = time.monotonic()
     project = Project(root, settings, env)
     tools = project.pair(slug_a, slug_b)
     personas = project.personas
-    session = ReviewSession(project, env, log, retry_fallbacks)
+    session = ReviewSession(project, env, log, retry_fallbacks, use_cache)
     jobs = project.plan(tools)
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
     placeholder = {job.section: Review(job.persona.lens, job.slug, "ship", "x", "") for job in jobs}
@@ -56,14 +57,15 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         refuse_to_overwrite(path, page.text, record)
     write_atomic(path, page.text)
     keep = {name: record.sections[name] for name in pinned} if record else {}
-    write_record(path, build_record(project.inputs, tools, page, jobs, reviews, keep, pinned))
+    write_record(path, build_record(project.inputs, tools, page, jobs, reviews, project.environment, keep, pinned))
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback)
 
 
 def command(root: Path, args: Namespace) -> Outcome:
     settings = settings_for(root, args)
-    drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks)
+    drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks,
+                    use_cache=not args.no_cache)
     s = drafted.stats
     lines = [f"Wrote {shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
              f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "

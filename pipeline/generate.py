@@ -34,12 +34,13 @@ class Stopped(Exception):
     """Another review failed first; this one sends nothing more."""
 
 
-def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False) -> Review | None:
+def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False, use_cache: bool = True) -> Review | None:
     """The cached review, if there is one that still passes the persona's rules (they may have changed).
 
-    With ``retry_fallbacks``, a review a fallback wrote counts as missing, so the lens's own model is asked again.
+    With ``retry_fallbacks``, a review a fallback wrote counts as missing, so the lens's own model is asked again;
+    without ``use_cache`` (``--no-cache``), every review does, and its new reply overwrites the entry.
     """
-    hit = cache.get(job.key)
+    hit = cache.get(job.key) if use_cache else None
     if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
             not quote_problems(job.persona, str(hit["quote"])):
         review = Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
@@ -87,7 +88,8 @@ class DownTargets:
 
 class Reviewer:
     def __init__(self, root: Path, backend: Backend, cache: ReviewCache, settings: Settings, progress: Progress,
-                 runlog: RunLog | None = None, retry_fallbacks: bool = False, stats: Stats | None = None) -> None:
+                 runlog: RunLog | None = None, retry_fallbacks: bool = False, stats: Stats | None = None,
+                 use_cache: bool = True) -> None:
         self.root = root
         self.backend = backend
         self.settings = settings
@@ -95,6 +97,7 @@ class Reviewer:
         self.progress = progress
         self.runlog = runlog
         self.retry_fallbacks = retry_fallbacks
+        self.use_cache = use_cache
         self.stats = stats or Stats()
         self.down = DownTargets()
         self._first_failure: BaseException | None = None
@@ -114,7 +117,7 @@ class Reviewer:
             raise
 
     def _review(self, job: Job) -> Review:
-        hit = cached_review(self.cache, job, self.retry_fallbacks)
+        hit = cached_review(self.cache, job, self.retry_fallbacks, self.use_cache)
         if hit is not None:
             self.stats.add(job.target, cache_hits=1)
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)

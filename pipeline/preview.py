@@ -129,6 +129,6 @@ def preview(root: Path, draft: Path) -> str:
 def command(root: Path, args: Namespace) -> Outcome:
     settings = settings_for(root, args)
     path = Project(root, settings).find_draft(args.draft)
-    out = (args.out or settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
+    out = (root / args.out if args.out else settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
     write_atomic(out, preview(root, path))
     return Outcome([f"Wrote {out} (open file://{out})"])

@@ -6,9 +6,12 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .cache import review_key
 from .errors import InputError
@@ -16,24 +19,25 @@ from .load import FactSheet, Persona, load_personas, load_tool
 from .provenance import Inputs
 from .render import review_messages
 from .review import Job, Target, section_id
-from .settings import Settings, choose_backend
+from .settings import Settings, choose_backend, environment_choices, load_settings, server_of
 
 
 def targets_for(backend: str, settings: Settings, persona: Persona) -> tuple[Target, ...]:
     """The lens's target, then its fallbacks in order, without repeats. The local backend has one model only."""
     temperature = settings.temperature if persona.temperature is None else persona.temperature
+    server = server_of(settings, backend)
     if backend == "local":
         # The file name, whether local_model is a path or <org>/<repo>/<file>.gguf: the same file either way.
         model = PurePosixPath(settings.local_model).name
-        return (Target("local", model, "", temperature, settings.max_tokens, settings.structured),)
+        return (Target("local", model, "", temperature, settings.max_tokens, settings.structured, server),)
     provider = "" if backend == "endpoint" else (persona.provider or settings.provider)
     first = Target(backend, persona.model or settings.model, provider, temperature, settings.max_tokens,
-                   settings.structured)
+                   settings.structured, server)
     chain = [first]
     for fallback in persona.fallbacks:
         provider = "" if backend == "endpoint" else (fallback.provider or first.provider)
         target = Target(backend, fallback.model or first.model, provider, temperature, settings.max_tokens,
-                        settings.structured)
+                        settings.structured, server)
         if target not in chain:
             chain.append(target)
     return tuple(chain)
@@ -45,14 +49,42 @@ def shown(path: Path, root: Path) -> str:
 
 
 class Project:
-    """The project's layout and current inputs, each loaded once however many drafts are planned or checked."""
+    """The project's layout and current inputs, each loaded once however many drafts are planned or checked.
 
-    def __init__(self, root: Path, settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    ``environment``: what the environment and command line chose beyond ``pyproject.toml`` (the backend, the
+    server, overridden model settings), recorded with every review so that ``stale`` can plan as the draft was
+    planned, whatever the shell it runs in.
+    """
+
+    def __init__(self, root: Path, settings: Settings, env: Mapping[str, str] | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         self.root = root
         self.settings = settings
         self.backend = choose_backend(settings, env)
+        self.repository_settings = load_settings(root, env={})  # pyproject.toml and defaults, nothing else
+        self.environment = environment_choices(self.repository_settings, settings, self.backend)
+        self.options = options or {}  # command-line choices that override a recorded environment
         self._tools: dict[str, FactSheet] = {}
         self._jobs: dict[str, Job] = {}
+        self._variants: dict[str, Project] = {}
+
+    def as_recorded(self, environment: dict[str, Any]) -> Project:
+        """This project planned as a review was: the repository's settings as they are now, with the environment
+        the review recorded (and this command's options) on top. The current shell's environment plays no part.
+
+        The variant shares the loaded fact sheets, personas and fingerprints; it has its own jobs.
+        """
+        environment = {**environment, **self.options}
+        memo = json.dumps(environment, sort_keys=True, default=str)
+        if memo not in self._variants:
+            self.inputs  # noqa: B018 (loaded once here, so every variant shares the personas and fingerprints)
+            variant = copy.copy(self)
+            variant.settings = self.repository_settings.model_copy(update=environment)
+            variant.backend = environment.get("backend", self.backend)
+            variant.environment = dict(environment)
+            variant._jobs, variant._variants = {}, {}
+            self._variants[memo] = variant
+        return self._variants[memo]
 
     @cached_property
     def personas(self) -> list[Persona]:
@@ -78,9 +110,10 @@ class Project:
         return sorted(self.outputs.glob("*-vs-*.md"))
 
     def find_draft(self, given: str) -> Path:
-        """A draft named on the command line: a path, or ``<a>-vs-<b>``."""
+        """A draft named on the command line: a path relative to the project root (never to the current
+        directory, which may hold another checkout), an absolute path, or ``<a>-vs-<b>``."""
         name = given if given.endswith(".md") else given + ".md"
-        for candidate in (Path(name), self.root / name, self.outputs / Path(name).name):
+        for candidate in (self.root / name, self.outputs / Path(name).name):
             if candidate.is_file():
                 return candidate.resolve()
         raise InputError(given, None, "no such draft", hint=f"Drafts are {self.outputs}/<a>-vs-<b>.md.")

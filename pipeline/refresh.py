@@ -69,7 +69,7 @@ class RefreshResult:
 
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
-            drafts: list[Path] | None = None, log: TextIO | None = None) -> RefreshResult:
+            drafts: list[Path] | None = None, log: TextIO | None = None, use_cache: bool = True) -> RefreshResult:
     started = time.monotonic()
     project = Project(root, settings, env)
     paths = drafts if drafts else project.all_drafts()
@@ -84,7 +84,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
     stats, new = Stats(), {}
     if jobs:
-        session = ReviewSession(project, env, log)
+        session = ReviewSession(project, env, log, use_cache=use_cache)
         stats = session.stats
         new = session.run(jobs, "refresh", [s.path.stem for s in todo],
                           f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews",
@@ -126,8 +126,11 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
         change.written = True
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
     # editor's and the regeneration as identical, so nothing is lost or doubled.
-    keep = {name: record.sections[name] for name in pinned if name in record.sections}
-    write_record(status.path, build_record(project.inputs, status.tools, theirs, jobs, reviews, keep, pinned))
+    # Quotes not regenerated keep what they were made from, the environment included.
+    keep = {name: old for name, old in record.sections.items()
+            if name in pinned or (old.key and name in theirs.spans and name not in regenerated)}
+    write_record(status.path, build_record(project.inputs, status.tools, theirs, jobs, reviews, project.environment,
+                                           keep, pinned))
     return change
 
 
@@ -192,8 +195,8 @@ def command(root: Path, args: Namespace) -> Outcome:
     settings = settings_for(root, args)
     project = Project(root, settings)
     paths = [project.find_draft(d) for d in args.drafts]
-    result = refresh(root, settings, drafts=paths or None)
+    result = refresh(root, settings, drafts=paths or None, use_cache=not args.no_cache)
     if args.pr_body:
-        write_atomic(args.pr_body.resolve(), pr_body(result, project))
+        write_atomic((root / args.pr_body).resolve(), pr_body(result, project))  # relative to the project
     return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings),
                    CONFLICT if result.needs_editor else OK)

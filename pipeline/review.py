@@ -91,6 +91,7 @@ class Target:
     temperature: float
     max_tokens: int
     structured: bool  # the reply schema is sent as response_format
+    server: str  # the endpoint's or the router's address, without credentials; empty for the local model
 
     @property
     def label(self) -> str:

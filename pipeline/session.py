@@ -24,12 +24,13 @@ class ReviewSession:
     """The backend chosen for a run, and what the run has sent and spent so far."""
 
     def __init__(self, project: Project, env: Mapping[str, str] | None = None, log: TextIO | None = None,
-                 retry_fallbacks: bool = False) -> None:
+                 retry_fallbacks: bool = False, use_cache: bool = True) -> None:
         self.project = project
         self.settings = project.settings
         self.backend = select_backend(self.settings, env)
         self.log = log or sys.stderr
         self.retry_fallbacks = retry_fallbacks
+        self.use_cache = use_cache
         self.stats = Stats()
 
     def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str) -> dict[str, Review]:
@@ -40,7 +41,7 @@ class ReviewSession:
             print(f"{announce} through {self.backend.describe()}", file=self.log)
             runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
-                                self.retry_fallbacks, self.stats)
+                                self.retry_fallbacks, self.stats, self.use_cache)
             try:
                 reviews = reviewer.review_all(jobs, what)
             except BaseException as exc:
@@ -56,5 +57,5 @@ class ReviewSession:
     def forecast(self, cache: ReviewCache, jobs: list[Job]) -> Forecast:
         """What the jobs the cache does not hold will cost."""
         unique = list({job.key: job for job in jobs}.values())
-        pending = [job for job in unique if cached_review(cache, job, self.retry_fallbacks) is None]
+        pending = [job for job in unique if cached_review(cache, job, self.retry_fallbacks, self.use_cache) is None]
         return forecast(self.settings, [(job.target, job.messages) for job in pending], len(unique) - len(pending))

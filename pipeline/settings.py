@@ -8,12 +8,15 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError, explain
 
 BackendName = Literal["endpoint", "hf", "local"]
+# Where Inference Providers are reached; a review sent there records this address.
+HF_ROUTER = "https://router.huggingface.co"
 
 
 class Settings(BaseModel):
@@ -54,6 +57,46 @@ def choose_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
     if settings.backend is not None:
         return settings.backend
     return "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
+
+
+def public_url(url: str) -> str:
+    """``url`` without user or password (``http://user:KEY@host/v1`` -> ``http://host/v1``) or a trailing slash:
+    the form that may be printed, logged, recorded and used as part of a cache key."""
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: leave the netloc as it is, less any userinfo
+        port = None
+    netloc = host + (f":{port}" if port else "") if parts.hostname else parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)).rstrip("/")
+
+
+def server_of(settings: Settings, backend: str) -> str:
+    """The server a backend's reviews come from: an endpoint's address, the router's, or none (the local model
+    is named by its file)."""
+    return public_url(settings.base_url) if backend == "endpoint" else HF_ROUTER if backend == "hf" else ""
+
+
+# The settings that decide which model answers and how it is asked. A draft records those that came from the
+# environment or the command line (and the backend chosen), so `stale` compares it against the repository's
+# inputs as they are now, and not against the next shell's environment.
+REPLY_SETTINGS = ("model", "provider", "temperature", "max_tokens", "structured")
+
+
+def environment_choices(repository: Settings, settings: Settings, backend: str) -> dict[str, Any]:
+    """What the environment and the command line chose for a run, beyond ``pyproject.toml`` (``repository``)."""
+    chosen: dict[str, Any] = {"backend": backend}
+    if backend == "endpoint":
+        chosen["base_url"] = public_url(settings.base_url)
+    if backend == "local" and settings.local_model != repository.local_model:
+        chosen["local_model"] = settings.local_model
+    for name in REPLY_SETTINGS:
+        if getattr(settings, name) != getattr(repository, name):
+            chosen[name] = getattr(settings, name)
+    return chosen
 
 
 def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .assemble import assemble
 from .errors import OK, STALE, Outcome
 from .load import FactSheet
 from .project import Project
-from .provenance import Record, changes, read_record, sidecar_path
+from .provenance import Record, Section, changes, read_record, sidecar_path
 from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
 from .settings import settings_for
 
@@ -38,6 +39,12 @@ class DraftStatus:
         return [s.section for s in self.stale if s.regenerate]
 
 
+def recorded_environment(section: Section) -> dict[str, Any]:
+    """What the environment chose when the quote was generated; a sidecar from before it was recorded names its
+    backend only."""
+    return section.environment or {"backend": section.settings.get("backend", "local")}
+
+
 def check(project: Project, path: Path) -> DraftStatus:
     record = read_record(path)
     if record is None:
@@ -59,10 +66,11 @@ def check(project: Project, path: Path) -> DraftStatus:
             reviews[name] = old.review(name) if old else Review(persona.lens, slug, "skip", "", "")
             if name in record.pinned:
                 continue
-            job = project.job(persona.lens, slug)
             if old is None:
                 status.stale.append(StaleSection(name, [f"personas/{persona.lens}.toml added"], regenerate=True))
-            elif old.key != job.key:
+                continue
+            job = project.as_recorded(recorded_environment(old)).job(persona.lens, slug)
+            if old.key != job.key:
                 status.stale.append(StaleSection(name, changes(old.inputs, project.inputs.job(job), old.settings,
                                                                job.target.settings())
                                                  or ["the rendered prompt changed"], regenerate=True))
@@ -96,7 +104,9 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
 
 
 def command(root: Path, args: Namespace) -> Outcome:
-    project = Project(root, settings_for(root, args))
+    # Only an option given here changes how a draft is checked: environment variables do not (see as_recorded).
+    options = {name: getattr(args, name) for name in ("backend", "model", "provider") if getattr(args, name)}
+    project = Project(root, settings_for(root, args), options=options)
     paths = [project.find_draft(d) for d in args.drafts] or project.all_drafts()
     statuses = check_all(project, paths)
     stale = [status for status in statuses if status.stale]

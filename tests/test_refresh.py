@@ -98,16 +98,43 @@ def test_changes_that_cannot_alter_a_prompt_or_the_page_are_not_stale(fake: Fake
 def test_settings_and_template_changes_name_their_reason(fake: FakeChatServer, cli, project: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli("draft", A, B).code == 0
-    monkeypatch.setenv("VERDICTS_MODEL", "another/model")
+    pyproject = project / "pyproject.toml"
+    before = pyproject.read_text()
+    pyproject.write_text(before.replace('model = "Qwen/Qwen2.5-72B-Instruct"', 'model = "another/model"'))
     run = cli("stale")
     assert run.code == 1 and "model settings changed (model: Qwen/Qwen2.5-72B-Instruct → another/model)" in run.out
-    monkeypatch.delenv("VERDICTS_MODEL")
+    pyproject.write_text(before)
     page_template = project / "prompts" / "page.md.j2"
     page_template.write_text(page_template.read_text().replace("Which one should you ship with?",
                                                                "Which one belongs in your stack?"))
     run = cli("stale")
     assert run.code == 1 and "page frame: prompts/page.md.j2 changed" in run.out
     assert "quote on" not in run.out, "the page template feeds no prompt"
+
+
+def test_stale_is_the_same_in_every_shell(fake: FakeChatServer, cli, project: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the environment chose at draft time is recorded, not compared with the next shell's environment."""
+    monkeypatch.setenv("VERDICTS_MODEL", "served/by-env")
+    assert cli("draft", A, B).code == 0
+    sidecar = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())
+    recorded = sidecar["sections"][f"skeptic:{A}"]["environment"]
+    assert recorded == {"backend": "endpoint", "base_url": fake.base_url.rstrip("/"), "model": "served/by-env"}
+    for shell in ({}, {"VERDICTS_BACKEND": "hf", "HF_TOKEN": "hf_x" * 8}, {"VERDICTS_MODEL": "other/model"},
+                  {"VERDICTS_BASE_URL": "http://127.0.0.1:9/v1", "VERDICTS_TEMPERATURE": "0.1"}):
+        for name in ("VERDICTS_BASE_URL", "VERDICTS_MODEL"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in shell.items():
+            monkeypatch.setenv(name, value)
+        run = cli("stale")
+        assert run.code == 0, (shell, run.out)
+        for name in shell:
+            monkeypatch.delenv(name)
+    # A change to the repository's inputs still counts: the persona's temperature.
+    persona = project / "personas" / "skeptic.toml"
+    persona.write_text(persona.read_text().replace("min_beats = 3", "min_beats = 3\ntemperature = 0.2"))
+    run = cli("stale")
+    assert run.code == 1 and "temperature: 0.7 → 0.2" in run.out
 
 
 def test_conflicts_keep_the_editor_and_show_the_generation(fake_attentive: FakeChatServer, cli,
