@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = commands.add_parser("refresh", help="regenerate stale sections, merging them into hand edits",
                             description="Regenerate the stale sections of drafts and merge them three-way into the "
-                            "files on disk. Exit 5 when a hand edit and a new generation overlap (the editor's "
-                            "text is kept, the new text is left in a comment below it).")
+                            "files on disk. Exit 5 when an editor must look: a hand edit and a new generation "
+                            "overlap (both are written into the draft between git-style conflict markers), an earlier "
+                            "conflict is still unresolved, or a draft could not be refreshed.")
     _drafts(r)
     _model_flags(r)
     _request_flags(r)

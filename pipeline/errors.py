@@ -29,6 +29,11 @@ class Outcome:
     exit_code: int = OK
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """``1 request``, ``2 requests``: a count with its noun (``nouns`` where adding an s is wrong)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 SECRET_VARIABLES = ("HF_TOKEN", "VERDICTS_API_KEY")
 
 

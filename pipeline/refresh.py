@@ -2,9 +2,8 @@
 
 For each stale draft: base = the page as last generated (from the sidecar), ours = the draft on disk with the
 editor's hand edits, theirs = the page generated now, where only stale sections have new reviews and pinned
-sections keep their last generated text. ``merge3`` merges line by line. Where the editor and the generation
-changed the same lines, the editor's text stays and the new generation goes in an HTML comment right after it:
-invisible on the rendered page, plain to see in the pull request's diff.
+sections keep their last generated text. ``merge`` merges line by line; where the editor and the generation
+changed the same lines, both go into one block of git-style conflict markers for an editor to settle.
 """
 
 from __future__ import annotations
@@ -18,15 +17,15 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import CONFLICT, OK, InputError, Outcome
-from .merge import Conflict, edited_sections, merge
+from .errors import CONFLICT, OK, InputError, Outcome, plural
+from .merge import RESOLVE, Conflict, Unresolved, edited_sections, merge
 from .project import Project
 from .provenance import build_record, write_record
 from .report import run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import DraftStatus, StaleSection, check_all
+from .stale import DraftStatus, StaleSection, check_all, conflicts_in
 from .write import write_atomic
 
 
@@ -44,7 +43,7 @@ class DraftChange:
 
     def outcome(self, section: str) -> str:
         if any(section in c.sections for c in self.conflicts):
-            return "**conflict**: your text kept, the new generation is in a comment right below it"
+            return "**conflict**: your text and the new generation are both in a marked block for you to settle"
         if section in self.unchanged:
             return "regenerated, same text"
         return "updated, merged with your hand edit" if section in self.edited else "updated"
@@ -58,6 +57,7 @@ class RefreshResult:
     backend: str
     models: list[str]
     seconds: float = 0.0
+    unresolved: dict[Path, list[Unresolved]] = field(default_factory=dict)  # after this run, new ones included
 
     @property
     def conflicts(self) -> int:
@@ -65,7 +65,7 @@ class RefreshResult:
 
     @property
     def needs_editor(self) -> bool:
-        return bool(self.conflicts or any(change.broken for change in self.changes))
+        return bool(self.conflicts or self.unresolved or any(change.broken for change in self.changes))
 
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
@@ -93,7 +93,10 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
     changes = [apply(project, status, new) for status in todo]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
-    return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started)
+    # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
+    unsettled = {s.path: found for s in statuses if (found := conflicts_in(s.path))}
+    return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
+                         unsettled)
 
 
 def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> DraftChange:
@@ -143,17 +146,23 @@ def pr_body(result: RefreshResult, project: Project) -> str:
         lines += ["**Could not refresh**, an editor must look:", ""]
         lines += [f"- `{project.shown(c.path)}`: {c.broken}" for c in broken]
         lines.append("")
+    if result.unresolved:
+        lines += ["**Unresolved conflicts**, an editor must look: each is a block of `<<<<<<<` ... `>>>>>>>` "
+                  "lines holding both texts; keep the one you want, delete the other and the marker lines.", ""]
+        lines += [f"- `{project.shown(path)}` line {c.start + 1}: {c.what}"
+                  for path, found in sorted(result.unresolved.items()) for c in found]
+        lines.append("")
     if not stale:
-        lines += [f"No other draft of {result.checked} is stale; nothing was regenerated." if broken else
+        lines += [f"No other draft of {result.checked} is stale; nothing was regenerated."
+                  if broken or result.unresolved else
                   f"All {result.checked} drafts are up to date; nothing was regenerated.", ""]
         return "\n".join(lines)
     lines += [f"`python -m pipeline refresh` found {len(stale)} of {result.checked} drafts stale and regenerated "
               "only their stale sections. Hand edits were merged, never overwritten.", ""]
     if result.conflicts:
-        lines += [f"**{result.conflicts} conflict{'s' if result.conflicts != 1 else ''}**: an editor's text and "
-                  "the new generation changed the same lines. The editor's text was kept; the new generation is "
-                  "in an HTML comment right below it (look for `verdicts refresh: conflict` in the diff). Take "
-                  "what you want from it, then delete the comment.", ""]
+        lines += [f"**{plural(result.conflicts, 'new conflict')}**: an editor's text and the new generation "
+                  "changed the same lines. Both are in the draft, in a block of git-style conflict markers "
+                  "(`<<<<<<< your edit` ... `=======` ... `>>>>>>> generated now`); nothing was lost.", ""]
     else:
         lines += ["No conflicts.", ""]
     for change in stale:
@@ -182,12 +191,16 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
             lines.append(f"{project.shown(change.path)}: not refreshed: {change.broken}")
             continue
         state = "rewritten" if change.written else "unchanged on disk"
-        lines.append(f"{project.shown(change.path)}: {len(change.stale)} stale sections, {state}")
+        lines.append(f"{project.shown(change.path)}: {plural(len(change.stale), 'stale section')}, {state}")
         lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]
+    for path, found in sorted(result.unresolved.items()):
+        lines += [f"{project.shown(path)}: unresolved conflict at line {c.start + 1}, {c.what}: {RESOLVE}"
+                  for c in found]
     s = result.stats
-    lines.append(f"Refreshed {len(result.changes)} of {result.checked} drafts: {s.requests} requests, "
-                 f"{s.cache_hits} cache hits, {s.reasks} re-asks, {s.retries} transport retries, "
-                 f"{s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, {result.conflicts} conflicts")
+    lines.append(f"Refreshed {len(result.changes)} of {plural(result.checked, 'draft')}: "
+                 f"{plural(s.requests, 'request')}, {plural(s.cache_hits, 'cache hit')}, {plural(s.reasks, 're-ask')}, "
+                 f"{plural(s.retries, 'transport retry', 'transport retries')}, {s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, "
+                 f"{plural(result.conflicts, 'new conflict')}")
     return lines
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
-from .errors import OK, STALE, Outcome
+from .errors import OK, STALE, Outcome, plural
 from .load import FactSheet
+from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, unresolved
 from .project import Project
 from .provenance import Record, Section, changes, read_record, sidecar_path
 from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
@@ -33,6 +34,11 @@ class DraftStatus:
     tools: dict[str, FactSheet] = field(default_factory=dict)
     stale: list[StaleSection] = field(default_factory=list)
     broken: str = ""  # why this draft cannot be checked or refreshed (a fact sheet it names is gone or invalid)
+    conflicts: list[Unresolved] = field(default_factory=list)  # conflict blocks an editor has not settled yet
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.stale or self.conflicts)
 
     def stale_quotes(self) -> list[str]:
         """Quotes that need a new review, not just a new layout."""
@@ -45,7 +51,20 @@ def recorded_environment(section: Section) -> dict[str, Any]:
     return section.environment or {"backend": section.settings.get("backend", "local")}
 
 
+def conflicts_in(path: Path) -> list[Unresolved]:
+    text = path.read_text(encoding="utf-8")
+    if START not in text and LEGACY_NOTE not in text:
+        return []
+    return unresolved(text.replace("\r\n", "\n").split("\n"))
+
+
 def check(project: Project, path: Path) -> DraftStatus:
+    status = _check(project, path)
+    status.conflicts = conflicts_in(path)
+    return status
+
+
+def _check(project: Project, path: Path) -> DraftStatus:
     record = read_record(path)
     if record is None:
         return DraftStatus(path, None, stale=[StaleSection(FRAME, [
@@ -109,11 +128,18 @@ def command(root: Path, args: Namespace) -> Outcome:
     project = Project(root, settings_for(root, args), options=options)
     paths = [project.find_draft(d) for d in args.drafts] or project.all_drafts()
     statuses = check_all(project, paths)
-    stale = [status for status in statuses if status.stale]
     lines = []
-    for status in stale:
-        lines.append(f"{project.shown(status.path)}: {len(status.stale)} stale section{'s' * (len(status.stale) != 1)}")
-        lines += [f"  {section}" for section in status.stale]
-    tail = "; `make refresh` regenerates them." if stale else "."
-    lines.append(f"{len(stale)} of {len(statuses)} drafts stale{tail}")
-    return Outcome(lines, STALE if stale else OK)
+    for status in statuses:
+        shown = project.shown(status.path)
+        if status.stale:
+            lines.append(f"{shown}: {plural(len(status.stale), 'stale section')}")
+            lines += [f"  {section}" for section in status.stale]
+        if status.conflicts:
+            lines.append(f"{shown}: {plural(len(status.conflicts), 'unresolved conflict')}")
+            lines += [f"  line {c.start + 1}, {c.what}: {RESOLVE}" for c in status.conflicts]
+    stale = [status for status in statuses if status.stale]
+    unsettled = [status for status in statuses if status.conflicts]
+    tail = "; `make refresh` regenerates them" if stale else ""
+    lines.append(f"{len(stale)} of {plural(len(statuses), 'draft')} stale{tail}"
+                 + (f"; {plural(len(unsettled), 'draft')} with unresolved conflicts" if unsettled else "") + ".")
+    return Outcome(lines, STALE if stale or unsettled else OK)

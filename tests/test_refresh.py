@@ -90,7 +90,7 @@ def test_changes_that_cannot_alter_a_prompt_or_the_page_are_not_stale(fake: Fake
         template = project / "prompts" / name
         template.write_text("{# a comment #}" + template.read_text())
     run = cli("stale")
-    assert run.code == 0 and "0 of 1 drafts stale" in run.out, run.out
+    assert run.code == 0 and "0 of 1 draft stale." in run.out, run.out
     set_entry(project, B, "Free tier")
     assert cli("stale").code == 1
 
@@ -163,23 +163,58 @@ def test_conflicts_keep_the_editor_and_show_the_generation(fake_attentive: FakeC
 
     text = draft_ab.read_text()
     assert mine in text, "the editor's text survives"
-    note = text.split(mine, 1)[1]
-    assert note.startswith(f"\n\n<!-- verdicts refresh: conflict in builder quote on {B}.")
-    comment = note.split("\n-->", 1)[0]
-    assert comment.count("\n") == 3 and "Entry is $0.10 / M tokens, which sets the bar.”" in comment, \
-        "the new generation is shown right after the editor's text"
+    block = text[text.index("<<<<<<< "):text.index(">>>>>>> ")]
+    assert block.startswith(f"<<<<<<< your edit: builder quote on {B}\n\n")
+    assert mine in block.split("\n||||||| generated last time\n\n", 1)[0], "the editor's side comes first"
+    generated = block.split("\n=======\n", 1)[1]
+    assert "Entry is $0.10 / M tokens, which sets the bar.”" in generated, "the new generation is in the block"
+    assert builder in block.split("\n=======\n", 1)[0], "so is the text as generated before"
     assert quote_line(text, b_name, "Skeptic") == skeptic, "the pinned section is untouched"
     assert "An open-weight model of 24 billion" in text and "| $0.10 / M tokens |" in text
     assert "conflict" in run.out and f"builder quote on {B}" in run.out
 
     record = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())
     assert record["pinned"] == [f"skeptic:{B}"]
-    assert cli("stale").code == 0, "after the refresh nothing is stale: the conflict is the editor's to settle"
+    run = cli("stale")
+    assert run.code == 1, "an unresolved conflict is reported until an editor settles it"
+    assert f"unresolved conflict" in run.out and f"builder quote on {B}: keep the text you want" in run.out
+    assert "0 of 1 draft stale; 1 draft with unresolved conflicts." in run.out
 
     golden = GOLDEN / "refresh-pr-body.md"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(body.read_text(), encoding="utf-8")
     assert body.read_text() == golden.read_text(encoding="utf-8"), "PR body differs from golden (UPDATE_GOLDEN=1)"
+
+
+def test_an_unresolved_conflict_is_kept_replaced_and_then_settled(fake_attentive: FakeChatServer, cli,
+                                                                  project: Path) -> None:
+    """A conflict is reported until an editor settles it; a new one on the same section replaces the old block."""
+    assert cli("draft", A, B).code == 0
+    draft_ab = page(project, A, B)
+    mine = "> “The editor's own builder quote.”"
+    draft_ab.write_text(draft_ab.read_text().replace(quote_line(draft_ab.read_text(), "Mistral 3 Small (24B)",
+                                                                "Builder"), mine))
+    set_entry(project, B, "$1 / M tokens")
+    assert cli("refresh").code == 5
+    body = project / "pr-body.md"
+    again = cli("refresh", "--pr-body", str(body))
+    assert again.code == 5, "nothing new to merge, but an editor must still look"
+    assert "Unresolved conflicts" in body.read_text() and f"builder quote on {B}" in body.read_text()
+    assert draft_ab.read_text().count("<<<<<<< ") == 1
+
+    set_entry(project, B, "$2 / M tokens")
+    assert cli("refresh").code == 5
+    text = draft_ab.read_text()
+    assert text.count("<<<<<<< ") == 1 and text.count(">>>>>>> ") == 1, "the new conflict replaced the old block"
+    before, now = text.split("\n=======\n", 1)
+    assert "Entry is $2 / M tokens" in now.split(">>>>>>> ")[0] and mine in text
+    assert before.count("Entry is $1 / M tokens") == 1, "the last generation, once, as the block's base"
+
+    # The editor keeps their own text: the markers and the other side go.
+    start, end = text.index("\n<<<<<<< "), text.index(">>>>>>> ")
+    draft_ab.write_text(text[:start] + "\n" + mine + text[text.index("\n", end):])
+    assert cli("stale").code == 0
+    assert cli("refresh").code == 0
 
 
 def test_a_draft_without_provenance_is_stale_and_not_refreshed(fake: FakeChatServer, cli, project: Path) -> None:
@@ -266,4 +301,4 @@ def test_crlf_drafts_stay_crlf_and_a_draft_named_twice_is_merged_once(fake_atten
     run = cli("refresh", f"{A}-vs-{B}", f"outputs/{A}-vs-{B}.md")
     assert run.code == 5
     raw = draft_ab.read_bytes().decode()
-    assert raw.count("\r\n") == raw.count("\n") and raw.count("verdicts refresh: conflict") == 1
+    assert raw.count("\r\n") == raw.count("\n") and raw.count("<<<<<<< your edit") == 1
