@@ -1,36 +1,88 @@
 """The ``preview`` command: a draft as a self-contained HTML page laid out like the published pages.
 
-It reads the draft as the editor left it (Markdown, hand edits and all). markdown-it parses it with raw HTML
-turned off, so any HTML in the text is shown as text; the page template escapes everything else.
+It reads the draft as the editor left it (Markdown, hand edits and all) and lays it out from the page's sections,
+which the sidecar knows: each section of the page as last generated is mapped onto the editor's lines with a line
+diff, so a card or a quote lands in its tool's column with whatever the editor added to it, and everything else
+(the frame: title, dek, headings, text an editor put between sections, the footer) is shown where it stands.
+A draft without a sidecar is laid out from its headings instead, and the page says so.
+
+Unresolved refresh conflicts (diff3 markers, or the older HTML comment) are found on the lines before any
+Markdown parsing and shown as callouts. markdown-it parses with raw HTML turned off, so HTML in the text is shown as
+text; images become their alt text and links their text, so the page loads nothing; the template escapes the rest.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from argparse import Namespace
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
-from .errors import Outcome
+from .assemble import Page
+from .errors import InputError, Outcome
 from .project import Project
+from .provenance import Record, read_record, sidecar_path
 from .render import render
+from .review import CARD, FRAME, parse_section, section_id
 from .settings import settings_for
 from .write import write_atomic
 
+
+def _image_as_text(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return str(escape(self.renderInlineAsText(tokens[idx].children or [], options, env)))
+
+
+def _link_open(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return '<span class="link">'
+
+
+def _link_close(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
+    return "</span>"
+
+
 _MD = MarkdownIt("commonmark", {"html": False}).enable("table")
+_MD.add_render_rule("image", _image_as_text)  # never an <img>: the preview loads nothing
+_MD.add_render_rule("link_open", _link_open)  # the link's text, no address
+_MD.add_render_rule("link_close", _link_close)
+
+_VERDICT = re.compile(r":\s*(ship|skip)\s*", re.IGNORECASE)
+
+
+def _colour_verdict(tokens: list[Token]) -> None:
+    """``**<Tool name>**: Ship`` gets its verdict word wrapped in ``<span class="verdict ship">``."""
+    if [t.type for t in tokens] != ["paragraph_open", "inline", "paragraph_close"]:
+        return
+    children = [c for c in tokens[1].children or [] if not (c.type == "text" and not c.content)]
+    if [c.type for c in children[:1] + children[-2:]] != ["strong_open", "strong_close", "text"]:
+        return
+    match = _VERDICT.fullmatch(children[-1].content)
+    if not match:
+        return
+    verdict = match.group(1)
+    children[-1:] = [Token("text", "", 0, content=": "),
+                     Token("span_open", "span", 1, attrs={"class": f"verdict {verdict.lower()}"}),
+                     Token("text", "", 0, content=verdict), Token("span_close", "span", -1)]
+    tokens[1].children = children
 
 
 @dataclass
 class Block:
-    tokens: list[Token]
+    """One top-level Markdown block (a paragraph, a heading, a table, a blockquote ...)."""
 
-    @property
-    def kind(self) -> str:
-        return self.tokens[0].type.removesuffix("_open")
+    tokens: list[Token]
+    kind: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kind = self.tokens[0].type.removesuffix("_open")
+        _colour_verdict(self.tokens)
 
     @property
     def tag(self) -> str:
@@ -40,21 +92,47 @@ class Block:
     def text(self) -> str:
         return "".join(t.content for t in self.tokens if t.type == "inline")
 
+    @property
+    def is_verdict(self) -> bool:
+        return any(c.type == "span_open" for t in self.tokens if t.type == "inline" for c in t.children or [])
+
     def html(self) -> Markup:
         return Markup(_MD.renderer.render(self.tokens, _MD.options, {}))  # noqa: S704 (markdown-it escapes)
 
 
 @dataclass
-class Card:
-    blocks: list[Block] = field(default_factory=list)
-    name: str = ""
-    stats: list[tuple[str, str]] = field(default_factory=list)  # (label, value) from the card's table
+class Stats:
+    """A card's figures, from its table: (label, value as inline HTML)."""
+
+    pairs: list[tuple[str, Markup]]
+    kind: str = "stats"
 
 
 @dataclass
-class Lens:
-    heading: Block
-    quotes: list[list[Block]] = field(default_factory=list)  # each: the verdict line and the quote
+class Literal:
+    """A line shown exactly as written: a conflict marker left without its partners."""
+
+    line: str
+    kind: str = "literal"
+
+
+@dataclass
+class ConflictPart:
+    label: str
+    detail: str
+    blocks: list[Block]
+    empty: str = "(nothing: these lines are empty)"
+
+
+@dataclass
+class Conflict:
+    title: str
+    parts: list[ConflictPart]
+    about: str = ""
+    kind: str = "conflict"
+
+
+Item = Block | Stats | Literal | Conflict
 
 
 def blocks_of(text: str) -> list[Block]:
@@ -68,62 +146,418 @@ def blocks_of(text: str) -> list[Block]:
     return blocks
 
 
-def table_stats(block: Block) -> list[tuple[str, str]]:
-    cells = [t.content for t in block.tokens if t.type == "inline"]
-    half = len(cells) // 2
-    return list(zip(cells[:half], cells[half:], strict=True)) if cells and len(cells) % 2 == 0 else []
+# --- conflicts, found on lines before Markdown sees them ------------------------------------------------------
+
+_MARKER = re.compile(r"(<{7}|\|{7}|={7}|>{7})(?:[ \t]+(.*))?")
+_OLD_NOTE = "<!-- verdicts refresh: conflict"
+_LABELS = {"|||||||": "Generated last time", "=======": "Generated now"}
 
 
-def layout(text: str) -> dict[str, Any]:
-    """Split the draft into header, cards, scorecard and footer, following the page's headings."""
-    blocks = blocks_of(text)
-    header: list[Block] = []
-    cards: list[Card] = []
-    lenses: list[Lens] = []
-    footer: list[Block] = []
+@dataclass(frozen=True)
+class Region:
+    """Lines [start, end) of the draft holding one unresolved conflict."""
+
+    start: int
+    end: int
+    item: Conflict
+    about_text_above: bool = False  # the older comment form: it follows the editor's text it is about
+
+
+def _marker(line: str) -> tuple[str, str] | None:
+    match = _MARKER.fullmatch(line.rstrip())
+    return (match.group(1), (match.group(2) or "").strip()) if match else None
+
+
+def _part(label: str, detail: str, lines: list[str]) -> ConflictPart:
+    shown = detail[len(label):].lstrip(" :-") if detail.lower().startswith(label.lower()) else detail
+    return ConflictPart(label, shown, blocks_of("\n".join(lines)))
+
+
+def _diff3(lines: list[str], start: int) -> Region | None:
+    """``<<<<<<<`` at ``start``, an optional ``|||||||``, ``=======``, then ``>>>>>>>``, in that order."""
+    found: dict[str, tuple[int, str]] = {"<<<<<<<": (start, (_marker(lines[start]) or ("", ""))[1])}
+    for index in range(start + 1, len(lines)):
+        mark = _marker(lines[index])
+        if mark is None:
+            continue
+        kind, detail = mark
+        if kind in found or kind == "<<<<<<<" or (kind == "|||||||" and "=======" in found):
+            return None
+        found[kind] = (index, detail)
+        if kind == ">>>>>>>":
+            break
+    if ">>>>>>>" not in found or "=======" not in found:
+        return None
+    order = sorted(found.items(), key=lambda item: item[1][0])
+    parts = []
+    for (kind, (index, detail)), (_, (following, _)) in zip(order, order[1:], strict=False):
+        # The closing marker says what the new generation is; the ======= line says nothing.
+        label = _LABELS.get(kind, "Your edit")
+        parts.append(_part(label, found[">>>>>>>"][1] if kind == "=======" else detail, lines[index + 1:following]))
+    end = found[">>>>>>>"][0] + 1
+    return Region(start, end, Conflict("Unresolved conflict: pick one and delete the markers", parts))
+
+
+def _old_note(lines: list[str], start: int) -> Region | None:
+    """``<!-- verdicts refresh: conflict in ...`` up to the next line that is ``-->``; the body is the generation."""
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() == "-->"), None)
+    if end is None:
+        return None
+    note = lines[start].strip().removeprefix("<!--").strip()
+    about = note.split(". ", 1)[0].removeprefix("verdicts refresh: ")
+    parts = [ConflictPart("Your edit", "", [], "the text just above, kept as you left it"),
+             _part("Generated now", "not applied", lines[start + 1:end])]
+    conflict = Conflict("Unresolved conflict: pick one and delete the comment", parts, about)
+    return Region(start, end + 1, conflict, about_text_above=True)
+
+
+def find_conflicts(lines: list[str]) -> list[Region]:
+    regions, index = [], 0
+    while index < len(lines):
+        mark = _marker(lines[index])
+        region = _diff3(lines, index) if mark and mark[0] == "<<<<<<<" else \
+            _old_note(lines, index) if lines[index].lstrip().startswith(_OLD_NOTE) else None
+        if region:
+            regions.append(region)
+            index = region.end
+        else:
+            index += 1
+    return regions
+
+
+def items_of(lines: list[str], start: int, end: int, regions: dict[int, Region]) -> list[Item]:
+    """Lines [start, end) of the draft as items; conflicts (all of whose lines are in the range) as callouts."""
+    items: list[Item] = []
+    text: list[str] = []
+
+    def flush() -> None:
+        items.extend(blocks_of("\n".join(text)))
+        text.clear()
+
+    index = start
+    while index < end:
+        region = regions.get(index)
+        mark = _marker(lines[index])
+        if region and region.end <= end:
+            flush()
+            items.append(region.item)
+            index = region.end
+            continue
+        if mark and mark[0] != "=======":  # a stray marker line would parse as nested blockquotes
+            flush()
+            items.append(Literal(lines[index]))
+        else:
+            text.append(lines[index])
+        index += 1
+    flush()
+    return items
+
+
+# --- which lines of the draft belong to which section ------------------------------------------------------------
+
+
+def _inserted(before: str, after: str, lines: list[str]) -> list[str]:
+    """Owners of lines an editor inserted between a base line owned by ``before`` and one owned by ``after``.
+
+    Inside one section (or inside the frame) they belong to it. At a section's edge, lines written against it
+    with no blank line between continue its Markdown block, so they are its; the rest is the frame's.
+    """
+    if before == after:
+        return [before] * len(lines)
+    blanks = [k for k, line in enumerate(lines) if not line.strip()]
+    if not blanks:
+        return [before if before != FRAME else after] * len(lines)
+    owners = [FRAME] * len(lines)
+    if before != FRAME:
+        owners[:blanks[0]] = [before] * blanks[0]
+    if after != FRAME:
+        owners[blanks[-1] + 1:] = [after] * (len(lines) - blanks[-1] - 1)
+    return owners
+
+
+def _replaced(base_owners: list[str], base_lines: list[str], lines: list[str]) -> list[str]:
+    """Owners of lines that replaced base lines: the owner of the base line each resembles, kept in page order."""
+    order = list(dict.fromkeys(base_owners))
+    if len(order) == 1:
+        return [order[0]] * len(lines)
+    ranks: list[int | None] = []
+    for line in lines:
+        scores = [(difflib.SequenceMatcher(None, old, line, autojunk=False).ratio(), k)
+                  for k, old in enumerate(base_lines) if old.strip()] if line.strip() else []
+        score, k = max(scores, default=(0.0, -1))
+        ranks.append(order.index(base_owners[k]) if score >= 0.5 else None)
+    if all(rank is None for rank in ranks):
+        weight = {name: sum(1 for o, old in zip(base_owners, base_lines, strict=True) if o == name and old.strip())
+                  for name in order}
+        return [max(order, key=lambda name: (weight[name], name != FRAME))] * len(lines)
+    known = [rank for rank in ranks if rank is not None]
+    result, current = [], known[0]
+    for rank in ranks:
+        current = max(current, rank) if rank is not None else current  # sections stay in page order
+        result.append(order[current])
+    return result
+
+
+def _match(base: Page, lines: list[str]) -> list[str]:
+    owner = [FRAME] * len(base.lines)
+    for name, (start, end) in base.spans.items():
+        owner[start:end] = [name] * (end - start)
+    result = [FRAME] * len(lines)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, base.lines, lines, autojunk=False).get_opcodes():
+        if tag == "equal":
+            result[j1:j2] = owner[i1:i2]
+        elif tag == "insert":
+            before = owner[i1 - 1] if i1 > 0 else FRAME
+            after = owner[i1] if i1 < len(owner) else FRAME
+            result[j1:j2] = _inserted(before, after, lines[j1:j2])
+        elif tag == "replace":
+            result[j1:j2] = _replaced(owner[i1:i2], base.lines[i1:i2], lines[j1:j2])
+    return result
+
+
+def line_owners(base: Page, lines: list[str], regions: Sequence[Region] = ()) -> list[str]:
+    """The section id (or ``frame``) each line of the editor's draft belongs to, given the page as generated.
+
+    Each conflict is matched as one opaque line: its parts repeat generated text that must not pull other
+    sections' lines into it. A conflict belongs to the section it replaced; the older comment form to the text
+    above it.
+    """
+    probe: list[str] = []
+    spans: list[tuple[int, int, Region | None]] = []
+    index = 0
+    for region in sorted(regions, key=lambda r: r.start):
+        probe += lines[index:region.start]
+        spans += [(i, i + 1, None) for i in range(index, region.start)]
+        probe.append(f"\x00conflict {region.start}")
+        spans.append((region.start, region.end, region))
+        index = region.end
+    probe += lines[index:]
+    spans += [(i, i + 1, None) for i in range(index, len(lines))]
+    matched = _match(base, probe)
+
+    def neighbour(position: int, step: int) -> str:
+        while 0 <= position < len(probe) and not probe[position].strip():
+            position += step
+        return matched[position] if 0 <= position < len(probe) else FRAME
+
+    owners = [FRAME] * len(lines)
+    for position, (start, end, conflict) in enumerate(spans):
+        owner = matched[position]
+        if conflict is not None and conflict.about_text_above:
+            owner = neighbour(position - 1, -1)
+        elif conflict is not None and owner == FRAME and neighbour(position - 1, -1) == neighbour(position + 1, 1):
+            owner = neighbour(position - 1, -1)  # a conflict standing alone inside a section
+        owners[start:end] = [owner] * (end - start)
+    return owners
+
+
+# --- the page: frame text and rows of two columns -----------------------------------------------------------------
+
+
+@dataclass
+class Column:
+    section: str
+    items: list[Item]
+    after: list[Item] = field(default_factory=list)  # frame text right after the section, before the next one
+
+
+@dataclass
+class Row:
+    kind: str  # "cards" or "lens"
+    left: Column
+    right: Column
+    top: list[Item] = field(default_factory=list)  # a lens row's heading
+
+
+@dataclass
+class Frame:
+    items: list[Item]
+    role: str = "frame"  # "header", "frame" or "footer"
+    kind: str = "frame"
+
+
+Part = Frame | Row
+
+
+def table_stats(block: Block) -> list[tuple[str, Markup]]:
+    """A one-row table as (label, value) pairs; [] for any other shape."""
+    rows: list[list[Token]] = []
+    for token in block.tokens:
+        if token.type == "tr_open":
+            rows.append([])
+        elif token.type == "inline" and rows:
+            rows[-1].append(token)
+    if len(rows) != 2 or len(rows[0]) != len(rows[1]) or not rows[0]:
+        return []
+    return [(label.content, Markup(_MD.renderer.render([value], _MD.options, {})))  # noqa: S704
+            for label, value in zip(rows[0], rows[1], strict=True)]
+
+
+def card_items(items: list[Item]) -> list[Item]:
+    """The card's first one-row table becomes its figures, in place; anything else is shown as it is."""
+    for index, item in enumerate(items):
+        if isinstance(item, Block) and item.kind == "table":
+            pairs = table_stats(item)
+            if pairs:
+                return [*items[:index], Stats(pairs), *items[index + 1:]]
+    return items
+
+
+def _split_heading(items: list[Item]) -> tuple[list[Item], list[Item]]:
+    """Frame text before a lens row: what precedes its heading stays outside the row, the heading goes in."""
+    last = max((k for k, item in enumerate(items)
+                if isinstance(item, Block) and item.kind == "heading" and item.tag not in ("h1", "h2")), default=None)
+    return (items, []) if last is None else (items[:last], items[last:])
+
+
+
+
+def sectioned(record: Record, text: str) -> list[Part]:
+    """Rows from the sidecar's sections mapped onto the editor's lines; frame text between them in place."""
+    lines = text.split("\n")
+    regions = find_conflicts(lines)
+    by_start = {region.start: region for region in regions}
+    base = record.page
+    slug_a, slug_b = record.tools
+    kinds: list[str] = []
+    for name, _ in sorted(base.spans.items(), key=lambda item: item[1]):
+        kind, slug = parse_section(name)
+        if slug in record.tools and kind not in kinds:
+            kinds.append(kind)
+    known = {section_id(kind, slug) for kind in kinds for slug in record.tools}
+    owners = [owner if owner in known else FRAME for owner in line_owners(base, lines, regions)]
+
+    def items(start: int, end: int, owner: str, after: str | None = None) -> list[Item]:
+        """Lines of ``owner`` in [start, end); with ``after``, only those whose last section line is ``after``'s."""
+        found: list[Item] = []
+        index, last = start, None
+        while index < end:
+            if owners[index] != owner:
+                last = owners[index] if owners[index] != FRAME else last
+                index += 1
+                continue
+            run = index
+            while run < end and owners[run] == owner:
+                run += 1
+            if after is None or last == after:
+                found += items_of(lines, index, run, by_start)
+            index = run
+        return found
+
+    def column(kind: str, name: str, start: int, end: int) -> Column:
+        shown = items(start, end, name)
+        # Frame text between the row's two sections sits under the one it follows: in reading order, in place.
+        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name))
+
+    rows = []
+    for kind in kinds:
+        left, right = section_id(kind, slug_a), section_id(kind, slug_b)
+        where = [j for j, owner in enumerate(owners) if owner in (left, right)]
+        if where:
+            rows.append((kind, left, right, where[0], where[-1] + 1))
+    parts: list[Part] = []
+    position = 0
+    for kind, left, right, start, end in rows:
+        before = items(position, start, FRAME)
+        outside, top = _split_heading(before) if kind != CARD else (before, [])
+        if outside or not parts:
+            parts.append(Frame(outside, "header" if not parts else "frame"))
+        # Owners follow the page's section order (matching keeps it), so rows never overlap.
+        parts.append(Row("cards" if kind == CARD else "lens", column(kind, left, start, end),
+                         column(kind, right, start, end), top))
+        position = end
+    parts.append(Frame(items(position, len(lines), FRAME), "footer" if rows else "frame"))
+    return parts
+
+
+# --- without a sidecar: from the headings ---------------------------------------------------------------------
+
+
+def _starts_quote(item: Item) -> bool:
+    if isinstance(item, Block):
+        return item.is_verdict
+    if isinstance(item, Conflict) and not item.about:
+        return any(part.blocks and part.blocks[0].is_verdict for part in item.parts)
+    return False
+
+
+def by_headings(text: str) -> list[Part]:
+    """Header, cards, scorecard and footer, following the page's headings, for a draft without a sidecar."""
+    lines = text.split("\n")
+    regions = find_conflicts(lines)
+    items = items_of(lines, 0, len(lines), {region.start: region for region in regions})
+    header: list[Item] = []
+    cards: list[list[Item]] = []
+    intro: list[Item] = []
+    lenses: list[tuple[list[Item], list[list[Item]]]] = []
+    footer: list[Item] = []
     part = "header"
     after_category = False
-    for index, block in enumerate(blocks):
-        following = blocks[index + 1] if index + 1 < len(blocks) else None
-        starts_card = block.kind == "heading" and block.tag == "h2" and "scorecard" not in block.text.lower()
-        category = block.kind == "paragraph" and following is not None and following.kind == "heading" \
-            and following.tag == "h2" and "scorecard" not in following.text.lower()
-        if block.kind == "hr":
-            part = "footer"
-            continue
-        if part in ("header", "card") and (category or (starts_card and not after_category)):
+
+    def is_h2(item: Item | None, scorecard: bool) -> bool:
+        return isinstance(item, Block) and item.kind == "heading" and item.tag == "h2" \
+            and ("scorecard" in item.text.lower()) == scorecard
+
+    for index, item in enumerate(items):
+        following = items[index + 1] if index + 1 < len(items) else None
+        category = isinstance(item, Block) and item.kind == "paragraph" and is_h2(following, False)
+        if part in ("header", "card") and (category or (is_h2(item, False) and not after_category)):
             part = "card"
-            cards.append(Card())
+            cards.append([])
         after_category = category
-        if block.kind == "heading" and block.tag == "h2" and "scorecard" in block.text.lower():
+        if part in ("header", "card") and is_h2(item, True):
             part = "scorecard"
-            continue
+        elif part == "scorecard" and isinstance(item, Block) and item.kind == "hr":
+            part = "footer"
         if part == "header":
-            header.append(block)
+            header.append(item)
         elif part == "card":
-            card = cards[-1]
-            if starts_card:
-                card.name = block.text
-            if block.kind == "table" and not card.stats:
-                card.stats = table_stats(block)
-                if card.stats:
-                    continue
-            card.blocks.append(block)
-        elif part == "scorecard":
-            if block.kind == "heading":
-                lenses.append(Lens(block))
-            elif lenses:
-                if block.kind == "paragraph" or not lenses[-1].quotes:
-                    lenses[-1].quotes.append([])
-                lenses[-1].quotes[-1].append(block)
+            cards[-1].append(item)
+        elif part == "footer":
+            footer.append(item)
+        elif isinstance(item, Block) and item.kind == "heading" and item.tag not in ("h1", "h2"):
+            lenses.append(([item], []))
+        elif not lenses:
+            intro.append(item)
+        elif _starts_quote(item):
+            lenses[-1][1].append([item])
+        elif lenses[-1][1]:
+            lenses[-1][1][-1].append(item)
         else:
-            footer.append(block)
-    title = next((b.text for b in header if b.kind == "heading" and b.tag == "h1"), "Comparison")
-    return {"title": title, "header": header, "cards": cards, "lenses": lenses, "footer": footer}
+            lenses[-1][0].append(item)
+    parts: list[Part] = [Frame(header, "header")]
+    if cards:
+        cards += [[], []]
+        parts.append(Row("cards", Column("", card_items(cards[0])),
+                         Column("", card_items(cards[1]), [item for card in cards[2:] for item in card])))
+    parts.append(Frame(intro))
+    for top, quotes in lenses:
+        quotes += [[], []]
+        parts.append(Row("lens", Column("", quotes[0]),
+                         Column("", quotes[1], [item for quote in quotes[2:] for item in quote]), top))
+    parts.append(Frame(footer, "footer"))
+    return parts
+
+
+def title_of(parts: list[Part]) -> str:
+    frames = [item for part in parts if isinstance(part, Frame) for item in part.items]
+    return next((item.text for item in frames if isinstance(item, Block) and item.tag == "h1"), "Comparison")
 
 
 def preview(root: Path, draft: Path) -> str:
-    return render(root, "preview.html.j2", **layout(draft.read_text(encoding="utf-8")))
+    text = draft.read_text(encoding="utf-8").replace("\r\n", "\n")
+    notice = ""
+    try:
+        record = read_record(draft)
+    except InputError as exc:
+        record, notice = None, f"The sidecar could not be read ({exc.problem}), so"
+    if record is None:
+        notice = notice or f"This draft has no sidecar ({sidecar_path(draft).name}), so"
+        notice += " the preview follows its headings: text an editor added may sit in a neighbouring column."
+        parts = by_headings(text)
+    else:
+        parts = sectioned(record, text)
+    return render(root, "preview.html.j2", title=title_of(parts), notice=notice, parts=parts)
 
 
 def command(root: Path, args: Namespace) -> Outcome:
