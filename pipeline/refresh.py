@@ -199,7 +199,8 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
     s = result.stats
     lines.append(f"Refreshed {len(result.changes)} of {plural(result.checked, 'draft')}: "
                  f"{plural(s.requests, 'request')}, {plural(s.cache_hits, 'cache hit')}, {plural(s.reasks, 're-ask')}, "
-                 f"{plural(s.retries, 'transport retry', 'transport retries')}, {s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, "
+                 f"{plural(s.retries, 'transport retry', 'transport retries')}, "
+                 f"{s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, "
                  f"{plural(result.conflicts, 'new conflict')}")
     return lines
 

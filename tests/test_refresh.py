@@ -177,7 +177,7 @@ def test_conflicts_keep_the_editor_and_show_the_generation(fake_attentive: FakeC
     assert record["pinned"] == [f"skeptic:{B}"]
     run = cli("stale")
     assert run.code == 1, "an unresolved conflict is reported until an editor settles it"
-    assert f"unresolved conflict" in run.out and f"builder quote on {B}: keep the text you want" in run.out
+    assert "unresolved conflict" in run.out and f"builder quote on {B}: keep the text you want" in run.out
     assert "0 of 1 draft stale; 1 draft with unresolved conflicts." in run.out
 
     golden = GOLDEN / "refresh-pr-body.md"
