@@ -8,12 +8,27 @@ in an HTML comment right after it: invisible on the rendered page, plain to see 
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import merge3
 
 from .assemble import Page
-from .review import describe_section
+from .review import FRAME, describe_section
+
+
+class Region(Protocol):
+    """Lines [start, end) of a draft that hold one unresolved conflict."""
+
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+    @property
+    def about_text_above(self) -> bool: ...  # the older comment form follows the editor's text it is about
 
 
 @dataclass
@@ -58,6 +73,7 @@ class Unresolved:
     end: int  # exclusive
     what: str  # the sections, as the start marker names them
     editor: tuple[str, ...] = ()
+    about_text_above: bool = False  # the older comment form: it follows the editor's text it is about
 
 
 def _trimmed(lines: list[str]) -> list[str]:
@@ -100,7 +116,7 @@ def unresolved(lines: list[str]) -> list[Unresolved]:
         elif line.startswith(LEGACY_NOTE):
             end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == "-->"), len(lines) - 1)
             what = line[len(LEGACY_NOTE):].split(". ", 1)[0]
-            found.append(Unresolved(index, end + 1, what))
+            found.append(Unresolved(index, end + 1, what, about_text_above=True))
             index = end + 1
         else:
             index += 1
@@ -145,3 +161,101 @@ def merge(base: Page, ours: list[str], theirs: Page) -> tuple[list[str], list[Co
             conflicts.append(conflict)
             merged += conflict_block(sections, conflict.editor, base.lines[z1:z2], conflict.generated)
     return merged, conflicts
+
+
+# --- which lines of an edited draft belong to which section -----------------------------------------------------------
+
+
+def _inserted(before: str, after: str, lines: list[str]) -> list[str]:
+    """Owners of lines an editor inserted between a base line owned by ``before`` and one owned by ``after``.
+
+    Inside one section (or inside the frame) they belong to it. At a section's edge, lines written against it
+    with no blank line between continue its Markdown block, so they are its; the rest is the frame's.
+    """
+    if before == after:
+        return [before] * len(lines)
+    blanks = [k for k, line in enumerate(lines) if not line.strip()]
+    if not blanks:
+        return [before if before != FRAME else after] * len(lines)
+    owners = [FRAME] * len(lines)
+    if before != FRAME:
+        owners[:blanks[0]] = [before] * blanks[0]
+    if after != FRAME:
+        owners[blanks[-1] + 1:] = [after] * (len(lines) - blanks[-1] - 1)
+    return owners
+
+
+def _replaced(base_owners: list[str], base_lines: list[str], lines: list[str]) -> list[str]:
+    """Owners of lines that replaced base lines: the owner of the base line each resembles, kept in page order."""
+    order = list(dict.fromkeys(base_owners))
+    if len(order) == 1:
+        return [order[0]] * len(lines)
+    ranks: list[int | None] = []
+    for line in lines:
+        scores = [(difflib.SequenceMatcher(None, old, line, autojunk=False).ratio(), k)
+                  for k, old in enumerate(base_lines) if old.strip()] if line.strip() else []
+        score, k = max(scores, default=(0.0, -1))
+        ranks.append(order.index(base_owners[k]) if score >= 0.5 else None)
+    if all(rank is None for rank in ranks):
+        weight = {name: sum(1 for o, old in zip(base_owners, base_lines, strict=True) if o == name and old.strip())
+                  for name in order}
+        return [max(order, key=lambda name: (weight[name], name != FRAME))] * len(lines)
+    known = [rank for rank in ranks if rank is not None]
+    result, current = [], known[0]
+    for rank in ranks:
+        current = max(current, rank) if rank is not None else current  # sections stay in page order
+        result.append(order[current])
+    return result
+
+
+def _match(base: Page, lines: list[str]) -> list[str]:
+    owner = [FRAME] * len(base.lines)
+    for name, (start, end) in base.spans.items():
+        owner[start:end] = [name] * (end - start)
+    result = [FRAME] * len(lines)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, base.lines, lines, autojunk=False).get_opcodes():
+        if tag == "equal":
+            result[j1:j2] = owner[i1:i2]
+        elif tag == "insert":
+            before = owner[i1 - 1] if i1 > 0 else FRAME
+            after = owner[i1] if i1 < len(owner) else FRAME
+            result[j1:j2] = _inserted(before, after, lines[j1:j2])
+        elif tag == "replace":
+            result[j1:j2] = _replaced(owner[i1:i2], base.lines[i1:i2], lines[j1:j2])
+    return result
+
+
+def line_owners(base: Page, lines: list[str], regions: Sequence[Region] = ()) -> list[str]:
+    """The section id (or ``frame``) each line of the editor's draft belongs to, given the page as generated.
+
+    Each conflict is matched as one opaque line: its parts repeat generated text that must not pull other
+    sections' lines into it. A conflict belongs to the section it replaced; the older comment form to the text
+    above it.
+    """
+    probe: list[str] = []
+    spans: list[tuple[int, int, Region | None]] = []
+    index = 0
+    for region in sorted(regions, key=lambda r: r.start):
+        probe += lines[index:region.start]
+        spans += [(i, i + 1, None) for i in range(index, region.start)]
+        probe.append(f"\x00conflict {region.start}")
+        spans.append((region.start, region.end, region))
+        index = region.end
+    probe += lines[index:]
+    spans += [(i, i + 1, None) for i in range(index, len(lines))]
+    matched = _match(base, probe)
+
+    def neighbour(position: int, step: int) -> str:
+        while 0 <= position < len(probe) and not probe[position].strip():
+            position += step
+        return matched[position] if 0 <= position < len(probe) else FRAME
+
+    owners = [FRAME] * len(lines)
+    for position, (start, end, conflict) in enumerate(spans):
+        owner = matched[position]
+        if conflict is not None and conflict.about_text_above:
+            owner = neighbour(position - 1, -1)
+        elif conflict is not None and owner == FRAME and neighbour(position - 1, -1) == neighbour(position + 1, 1):
+            owner = neighbour(position - 1, -1)  # a conflict standing alone inside a section
+        owners[start:end] = [owner] * (end - start)
+    return owners

@@ -13,7 +13,6 @@ text; images become their alt text and links their text, so the page loads nothi
 
 from __future__ import annotations
 
-import difflib
 import re
 from argparse import Namespace
 from collections.abc import Sequence
@@ -26,8 +25,8 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markupsafe import Markup, escape
 
-from .assemble import Page
 from .errors import InputError, Outcome
+from .merge import line_owners
 from .project import Project
 from .provenance import Record, read_record, sidecar_path
 from .render import render
@@ -251,104 +250,6 @@ def items_of(lines: list[str], start: int, end: int, regions: dict[int, Region])
         index += 1
     flush()
     return items
-
-
-# --- which lines of the draft belong to which section ------------------------------------------------------------
-
-
-def _inserted(before: str, after: str, lines: list[str]) -> list[str]:
-    """Owners of lines an editor inserted between a base line owned by ``before`` and one owned by ``after``.
-
-    Inside one section (or inside the frame) they belong to it. At a section's edge, lines written against it
-    with no blank line between continue its Markdown block, so they are its; the rest is the frame's.
-    """
-    if before == after:
-        return [before] * len(lines)
-    blanks = [k for k, line in enumerate(lines) if not line.strip()]
-    if not blanks:
-        return [before if before != FRAME else after] * len(lines)
-    owners = [FRAME] * len(lines)
-    if before != FRAME:
-        owners[:blanks[0]] = [before] * blanks[0]
-    if after != FRAME:
-        owners[blanks[-1] + 1:] = [after] * (len(lines) - blanks[-1] - 1)
-    return owners
-
-
-def _replaced(base_owners: list[str], base_lines: list[str], lines: list[str]) -> list[str]:
-    """Owners of lines that replaced base lines: the owner of the base line each resembles, kept in page order."""
-    order = list(dict.fromkeys(base_owners))
-    if len(order) == 1:
-        return [order[0]] * len(lines)
-    ranks: list[int | None] = []
-    for line in lines:
-        scores = [(difflib.SequenceMatcher(None, old, line, autojunk=False).ratio(), k)
-                  for k, old in enumerate(base_lines) if old.strip()] if line.strip() else []
-        score, k = max(scores, default=(0.0, -1))
-        ranks.append(order.index(base_owners[k]) if score >= 0.5 else None)
-    if all(rank is None for rank in ranks):
-        weight = {name: sum(1 for o, old in zip(base_owners, base_lines, strict=True) if o == name and old.strip())
-                  for name in order}
-        return [max(order, key=lambda name: (weight[name], name != FRAME))] * len(lines)
-    known = [rank for rank in ranks if rank is not None]
-    result, current = [], known[0]
-    for rank in ranks:
-        current = max(current, rank) if rank is not None else current  # sections stay in page order
-        result.append(order[current])
-    return result
-
-
-def _match(base: Page, lines: list[str]) -> list[str]:
-    owner = [FRAME] * len(base.lines)
-    for name, (start, end) in base.spans.items():
-        owner[start:end] = [name] * (end - start)
-    result = [FRAME] * len(lines)
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, base.lines, lines, autojunk=False).get_opcodes():
-        if tag == "equal":
-            result[j1:j2] = owner[i1:i2]
-        elif tag == "insert":
-            before = owner[i1 - 1] if i1 > 0 else FRAME
-            after = owner[i1] if i1 < len(owner) else FRAME
-            result[j1:j2] = _inserted(before, after, lines[j1:j2])
-        elif tag == "replace":
-            result[j1:j2] = _replaced(owner[i1:i2], base.lines[i1:i2], lines[j1:j2])
-    return result
-
-
-def line_owners(base: Page, lines: list[str], regions: Sequence[Region] = ()) -> list[str]:
-    """The section id (or ``frame``) each line of the editor's draft belongs to, given the page as generated.
-
-    Each conflict is matched as one opaque line: its parts repeat generated text that must not pull other
-    sections' lines into it. A conflict belongs to the section it replaced; the older comment form to the text
-    above it.
-    """
-    probe: list[str] = []
-    spans: list[tuple[int, int, Region | None]] = []
-    index = 0
-    for region in sorted(regions, key=lambda r: r.start):
-        probe += lines[index:region.start]
-        spans += [(i, i + 1, None) for i in range(index, region.start)]
-        probe.append(f"\x00conflict {region.start}")
-        spans.append((region.start, region.end, region))
-        index = region.end
-    probe += lines[index:]
-    spans += [(i, i + 1, None) for i in range(index, len(lines))]
-    matched = _match(base, probe)
-
-    def neighbour(position: int, step: int) -> str:
-        while 0 <= position < len(probe) and not probe[position].strip():
-            position += step
-        return matched[position] if 0 <= position < len(probe) else FRAME
-
-    owners = [FRAME] * len(lines)
-    for position, (start, end, conflict) in enumerate(spans):
-        owner = matched[position]
-        if conflict is not None and conflict.about_text_above:
-            owner = neighbour(position - 1, -1)
-        elif conflict is not None and owner == FRAME and neighbour(position - 1, -1) == neighbour(position + 1, 1):
-            owner = neighbour(position - 1, -1)  # a conflict standing alone inside a section
-        owners[start:end] = [owner] * (end - start)
-    return owners
 
 
 # --- the page: frame text and rows of two columns -----------------------------------------------------------------
