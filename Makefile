@@ -47,8 +47,10 @@ refresh: install
 pin: install
 	$(PY) -m pipeline pin $(DRAFT) $(SECTION) $(if $(UNPIN),--unpin)
 
+# Every test tier: with VERDICTS_REQUIRE_ALL_TIERS=1 a test that needs a missing asset (Chromium, the local model,
+# the reference pages) fails instead of being skipped. ARGS goes to pytest, e.g. ARGS='-k fallback'.
 test: install browser
-	$(PY) -m pytest
+	VERDICTS_REQUIRE_ALL_TIERS=1 $(PY) -m pytest $(ARGS)
 
 lint: install
 	$(PY) -m ruff check pipeline tests bench
