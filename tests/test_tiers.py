@@ -3,6 +3,7 @@ VERDICTS_REQUIRE_ALL_TIERS=1, which `make test` sets. Each case runs a small pyt
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -145,19 +146,32 @@ def test_a_test_parametrized_from_a_missing_asset_still_fails_when_required(pyte
     run_session(pytester, source).assert_outcomes(errors=1)
 
 
-def make_dry_run(tmp_path: Path, target: str) -> str:
-    """``make -n TARGET``: prints the commands, runs nothing."""
+def make_dry_run(tmp_path: Path, target: str, uid: str) -> str:
+    """``make -n TARGET`` as a user with that id (a stand-in ``id`` first on PATH); prints, runs nothing."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    (fake_bin / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    (fake_bin / "id").chmod(0o755)
     make = shutil.which("make")
     assert make, "make is not installed"
+    env = {**os.environ, "PATH": f"{fake_bin}:{os.environ['PATH']}"}
     venv = tmp_path / "venv"  # -o: taken as installed, so the dry run prints no install steps
     result = subprocess.run([make, "-n", target, f"VENV={venv}", "-o", str(venv / ".installed")],
-                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def test_make_test_installs_chromium_and_requires_every_tier(tmp_path: Path) -> None:
-    out = make_dry_run(tmp_path, "test").splitlines()
+    out = make_dry_run(tmp_path, "test", uid="0").splitlines()
     browser = next(i for i, line in enumerate(out) if "apt-get install" in line)
     pytest_line = next(i for i, line in enumerate(out) if "-m pytest" in line)
     assert browser < pytest_line and out[pytest_line].startswith("VERDICTS_REQUIRE_ALL_TIERS=1 ")
+
+
+@pytest.mark.parametrize(("uid", "sudo"), [("0", False), ("1001", True)], ids=["root", "user"])
+def test_make_browser_uses_sudo_only_when_not_root(tmp_path: Path, uid: str, sudo: bool) -> None:
+    out = make_dry_run(tmp_path, "browser", uid)
+    assert "apt-get install" in out
+    assert ("sudo apt-get update" in out and "sudo env DEBIAN_FRONTEND" in out) == sudo
+    assert ("sudo" in out) == sudo
