@@ -31,9 +31,12 @@ preview: install
 log: install
 	$(PY) -m pipeline log $(ARGS)
 
-# Headless Chromium for the preview test, from Debian's packages (needs root, as on CI).
+# Headless Chromium for the preview test, from Debian's packages, unless one is on PATH already. apt-get needs
+# root: run as root (the CI container, no sudo there) it runs as is, otherwise through sudo (a GitHub runner).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 browser:
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		($(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 # Drafts whose inputs changed, and why; exit 1 when any is stale.
 stale: install
@@ -47,8 +50,10 @@ refresh: install
 pin: install
 	$(PY) -m pipeline pin $(DRAFT) $(SECTION) $(if $(UNPIN),--unpin)
 
+# Every test tier: with VERDICTS_REQUIRE_ALL_TIERS=1 a test that needs a missing asset (Chromium, the local model,
+# the reference pages) fails instead of being skipped. ARGS goes to pytest, e.g. ARGS='-k fallback'.
 test: install browser
-	$(PY) -m pytest
+	VERDICTS_REQUIRE_ALL_TIERS=1 $(PY) -m pytest $(ARGS)
 
 lint: install
 	$(PY) -m ruff check pipeline tests bench

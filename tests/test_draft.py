@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeserver import OFFBEAT, FakeChatServer, Scripted, offbeat, reference, reference_quotes
+from tests.fakeserver import (
+    OFFBEAT,
+    PANEL,
+    REFERENCE_DIR,
+    FakeChatServer,
+    Scripted,
+    offbeat,
+    reference,
+    reference_quotes,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 PAIRS = [("hf-inference-providers", "mistral-3-small"), ("hf-inference-providers", "mistral-4b-edge")]
@@ -132,13 +141,14 @@ def test_invalid_replies_are_never_cached(fake: FakeChatServer, draft) -> None:
     assert len(fake.history) - before == 8
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize(("a", "b"), PAIRS)
 def test_published_quotes_draft_without_reask(fake: FakeChatServer, draft, project: Path, a: str, b: str) -> None:
     fake.responder = reference()
     run = draft(a, b)
     assert run.code == 0, run.err
     assert len(fake.history) == 8 and "0 re-asks" in run.out
-    reference_page = (Path(__file__).resolve().parents[2] / "shared" / "reference" / f"{a}-vs-{b}.txt")
+    reference_page = REFERENCE_DIR / f"{a}-vs-{b}.txt"
     published = [line.strip()[1:-1] for line in reference_page.read_text().splitlines() if line.startswith("“")]
     assert quotes_in(page_of(project, a, b)) == published
 
@@ -193,7 +203,16 @@ def test_endpoint_api_key_is_sent_as_bearer(fake: FakeChatServer, draft, monkeyp
 def test_offbeat_paragraph_is_fluent_length() -> None:
     # The negative control must fail on beats, not on length.
     assert 90 <= len(OFFBEAT.format(name="Some Tool").split()) <= 170
-    assert reference_quotes(), "the reference pages beside the project were not found"
+
+
+@pytest.mark.reference
+def test_reference_pages_give_a_quote_per_lens_and_tool() -> None:
+    """Tests are parametrized from these quotes: pages that read as empty must fail here, not skip there."""
+    expected: set[tuple[str, str]] = set()
+    for page in REFERENCE_DIR.glob("*.txt"):
+        names = page.read_text(encoding="utf-8").splitlines()[1].split(" vs ")
+        expected |= {(lens, name) for lens in PANEL for name in names}
+    assert reference_quotes().keys() == expected
 
 
 def test_hand_edits_are_not_overwritten(fake: FakeChatServer, draft, project: Path) -> None:

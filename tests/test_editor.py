@@ -141,6 +141,7 @@ def chromium() -> str:
     return found
 
 
+@pytest.mark.chromium
 def test_preview_renders_both_cards_and_eight_quotes_in_chromium(fake: FakeChatServer, cli, project: Path,
                                                                 tmp_path: Path) -> None:
     fake.responder = scripted_reply

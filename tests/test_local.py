@@ -31,6 +31,7 @@ def test_missing_path_is_named(draft, monkeypatch, tmp_path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.local_model
 def test_tiny_model_drafts_or_fails_on_the_rules(draft, project, monkeypatch, tiny_gguf: Path) -> None:
     monkeypatch.setenv("VERDICTS_LOCAL_MODEL", str(tiny_gguf))
     monkeypatch.setenv("VERDICTS_MAX_TOKENS", "320")

@@ -18,6 +18,7 @@ def reply(quote: str, verdict: str = "ship") -> str:
     return json.dumps({"verdict": verdict, "quote": quote})
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize(("lens", "tool"), sorted(reference_quotes()))
 def test_every_published_quote_passes_for_its_lens(lens: str, tool: str) -> None:
     quote = reference_quotes()[(lens, tool)]
@@ -31,6 +32,7 @@ def test_fluent_paragraph_without_beats_fails(lens: str) -> None:
     assert any("beats" in problem for problem in caught.value.problems)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize("lens", PERSONAS)
 def test_a_published_quote_fails_under_another_lens(lens: str) -> None:
     others = [q for (other, _), q in reference_quotes().items() if other != lens]

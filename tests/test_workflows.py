@@ -27,7 +27,7 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_workflow_passes_actionlint() -> None:
-    assert len(WORKFLOWS) == 2
+    assert [w.name for w in WORKFLOWS] == ["checks.yml", "drafts-up-to-date.yml", "refresh-drafts.yml"]
     result = actionlint(*WORKFLOWS)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -74,3 +74,18 @@ def test_pull_requests_fail_when_drafts_are_stale(name: str) -> None:
     runs = [step.get("run", "") for step in workflow["jobs"]["stale"]["steps"]]
     assert any("pipeline stale" in run for run in runs)
     assert "HF_TOKEN" not in (ROOT / ".github" / "workflows" / name).read_text(), "a stale check needs no secret"
+
+
+def test_checks_workflow_runs_lint_and_every_available_tier_on_pull_requests_and_main() -> None:
+    workflow = load("checks.yml")
+    assert "pull_request" in workflow["on"] and workflow["on"]["push"]["branches"] == ["main"]
+    job = workflow["jobs"]["checks"]
+    assert job["runs-on"] == "ubuntu-latest"
+    python = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/setup-python@"))
+    assert python["with"]["python-version"] == "3.11"
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs.index("make install") < runs.index("make lint") < runs.index(next(r for r in runs if "make test" in r))
+    test = next(run for run in runs if "make test" in run)
+    assert "chromium" not in test and "local_model" not in test and "slow" not in test, "only reference is left out"
+    assert "VERDICTS_REQUIRE_ALL_TIERS" not in test, "make test sets it; the workflow does not override it"
+    assert "secrets." not in (ROOT / ".github" / "workflows" / "checks.yml").read_text()
