@@ -6,20 +6,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from pipeline.assemble import Page
-from pipeline.preview import find_conflicts, line_owners
+from pipeline.merge import line_owners
+from pipeline.preview import find_conflicts
 from pipeline.provenance import read_record
 from tests.fakeserver import FakeChatServer, attentive, lens_and_tool, synthetic
-
-with warnings.catch_warnings():  # registered in pyproject.toml by another change; until then, no warning here
-    warnings.simplefilter("ignore", pytest.PytestUnknownMarkWarning)
-    chromium_test = pytest.mark.chromium
 
 A, B = "hf-inference-providers", "mistral-3-small"
 A_NAME, B_NAME = "Hugging Face Inference Providers Marketplace", "Mistral 3 Small (24B)"
@@ -158,7 +154,7 @@ def hand_edit(draft: Path) -> None:
     draft.write_text("\n".join(lines))
 
 
-@chromium_test
+@pytest.mark.chromium
 def test_a_hand_edited_draft_with_a_conflict_previews_in_place_in_chromium(fake: FakeChatServer, cli,
                                                                            project: Path, tmp_path: Path) -> None:
     assert cli("draft", A, B).code == 0
