@@ -10,9 +10,13 @@ from pathlib import Path
 from .errors import InputError
 from .load import FactSheet, Persona
 from .render import render
-from .review import Review, card_id, section_id
+from .review import Review, card_id, is_card, section_id
 
 NO_VOTES = "—"
+# A card's figures, one per line with a blank line between (so an edit to one never conflicts with a change to
+# another in a three-way merge). Panel ship is worked out from the verdicts on the page; a pinned card keeps its
+# text but still takes the new panel ship line.
+PANEL_SHIP, COMMUNITY, ENTRY = "Panel ship", "Community", "Entry"
 # Section marks live only between rendering and splitting: md() strips control characters from every value.
 _OPEN, _CLOSE = "\x00section:", "\x00/section\x00"
 _MARK = re.compile("\x00section:([^\x00]*)\x00|\x00/section\x00")
@@ -28,6 +32,19 @@ class Card:
     @property
     def section(self) -> str:
         return card_id(self.slug)
+
+    @property
+    def figures(self) -> list[tuple[str, str]]:
+        return [(PANEL_SHIP, self.panel_ship), (COMMUNITY, self.community), (ENTRY, self.sheet.entry)]
+
+
+# A quote's verdict line, as the page template writes it: ``**<tool name>**: Ship``.
+VERDICT_LINE = re.compile(r"^\*\*.+\*\*:\s*(ship|skip)\s*$", re.IGNORECASE)
+
+
+def figure_line(line: str, label: str) -> bool:
+    """Whether ``line`` is the card figure ``label`` as the page template writes it."""
+    return line.startswith(f"- {label}: ")
 
 
 @dataclass(frozen=True)
@@ -53,11 +70,15 @@ class Page:
         return "\n".join(self.lines[start:end])
 
     def keep(self, base: Page, names: list[str]) -> Page:
-        """This page with the named sections' text taken from ``base`` (pinned sections keep their old text)."""
+        """This page with the named sections' text taken from ``base`` (pinned sections keep their old text,
+        except a card's panel ship, which follows the panel)."""
         lines, spans = self.lines, dict(self.spans)
         for name in sorted((n for n in names if n in spans and n in base.spans), key=lambda n: -spans[n][0]):
             start, end = spans[name]
             old = base.section(name).split("\n")
+            if is_card(name):
+                new = next((line for line in lines[start:end] if figure_line(line, PANEL_SHIP)), None)
+                old = [new if new is not None and figure_line(line, PANEL_SHIP) else line for line in old]
             lines[start:end] = old
             shift = len(old) - (end - start)
             spans = {n: (s + shift, e + shift) if s >= end else (s, e) for n, (s, e) in spans.items()}
@@ -74,6 +95,12 @@ class Page:
 
 def section_ids(personas: list[Persona], slugs: list[str]) -> list[str]:
     return [card_id(slug) for slug in slugs] + [section_id(p.lens, slug) for p in personas for slug in slugs]
+
+
+def vote_shares(votes: dict[str, int]) -> dict[str, str]:
+    """Each tool's share of the community votes, as a whole percentage; none when nobody voted."""
+    total = sum(votes.values())
+    return {slug: f"{round(100 * count / total)}%" for slug, count in votes.items()} if total else {}
 
 
 def panel_ship(verdicts: list[str]) -> str:
@@ -123,12 +150,15 @@ def split_sections(marked: str, expected: list[str], template: Path) -> Page:
     return Page(page, lines)
 
 
-def assemble(root: Path, personas: list[Persona], tools: dict[str, FactSheet],
-             reviews: dict[str, Review]) -> Page:
-    """``reviews`` by section id (``<lens>:<slug>``)."""
+def assemble(root: Path, personas: list[Persona], tools: dict[str, FactSheet], reviews: dict[str, Review],
+             community: dict[str, str] | None = None, verdicts: dict[str, str] | None = None) -> Page:
+    """``reviews`` by section id (``<lens>:<slug>``); ``community``: each tool's vote share; ``verdicts``: the
+    verdicts as the page shows them where an editor changed one (panel ship follows the page)."""
     (slug_a, sheet_a), (slug_b, sheet_b) = tools.items()
+    shown = {**{name: review.verdict for name, review in reviews.items()}, **(verdicts or {})}
     cards = [
-        Card(slug, sheet, panel_ship([reviews[section_id(p.lens, slug)].verdict for p in personas]), NO_VOTES)
+        Card(slug, sheet, panel_ship([shown[section_id(p.lens, slug)] for p in personas]),
+             (community or {}).get(slug, NO_VOTES))
         for slug, sheet in ((slug_a, sheet_a), (slug_b, sheet_b))
     ]
     rows = [Row(p, reviews[section_id(p.lens, slug_a)], reviews[section_id(p.lens, slug_b)]) for p in personas]

@@ -41,7 +41,8 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     jobs = project.plan(tools)
     # Render the page once with placeholder reviews: a broken page template fails now, before any request.
     placeholder = {job.section: Review(job.persona.lens, job.slug, "ship", "x", "") for job in jobs}
-    assemble(root, personas, tools, placeholder)
+    community = project.community(slug_a, slug_b)
+    assemble(root, personas, tools, placeholder, community)
     reask_message(root, personas[0], ["placeholder problem"])
 
     name = f"{slug_a}-vs-{slug_b}"
@@ -50,14 +51,15 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     path = project.draft_path(slug_a, slug_b)
     record = read_record(path) if path.exists() else None
     pinned = [name for name in record.pinned if name in record.sections] if record else []
-    page = assemble(root, personas, tools, reviews)
+    page = assemble(root, personas, tools, reviews, community)
     if record is not None:  # pinned sections keep their text, as in refresh
         page = page.keep(record.page, pinned)
     if path.exists() and not force:
         refuse_to_overwrite(path, page.text, record)
     write_atomic(path, page.text)
     keep = {name: record.sections[name] for name in pinned} if record else {}
-    write_record(path, build_record(project.inputs, tools, page, jobs, reviews, project.environment, keep, pinned))
+    write_record(path, build_record(project.inputs, tools, community, page, jobs, reviews, project.environment,
+                                    keep, pinned))
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback)
 

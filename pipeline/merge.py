@@ -14,7 +14,7 @@ from typing import Protocol
 
 import merge3
 
-from .assemble import Page
+from .assemble import VERDICT_LINE, Page
 from .review import FRAME, describe_section
 
 
@@ -259,3 +259,13 @@ def line_owners(base: Page, lines: list[str], regions: Sequence[Region] = ()) ->
             owner = neighbour(position - 1, -1)  # a conflict standing alone inside a section
         owners[start:end] = [owner] * (end - start)
     return owners
+
+
+def page_verdicts(base: Page, lines: list[str]) -> dict[str, str]:
+    """The verdict each quote section shows in the editor's draft (an editor may have flipped one), by section."""
+    found: dict[str, str] = {}
+    for owner, line in zip(line_owners(base, lines), lines, strict=True):
+        match = VERDICT_LINE.match(line.strip())
+        if match and owner != FRAME and owner not in found:
+            found[owner] = match.group(1).lower()
+    return found

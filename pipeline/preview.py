@@ -294,11 +294,30 @@ def table_stats(block: Block) -> list[tuple[str, Markup]]:
             for label, value in zip(rows[0], rows[1], strict=True)]
 
 
+def list_stats(block: Block) -> list[tuple[str, Markup]]:
+    """A list of ``Label: **value**`` items (the card's figures, one per line) as (label, value) pairs; [] for any
+    other list."""
+    pairs: list[tuple[str, Markup]] = []
+    for token in block.tokens:
+        if token.type != "inline":
+            continue
+        label, colon, _ = token.content.partition(": ")
+        html = _MD.renderer.render([token], _MD.options, {})
+        if not colon or not label or not html.startswith(f"{escape(label)}: "):
+            return []
+        value = html.removeprefix(f"{escape(label)}: ").strip()
+        if value.startswith("<strong>") and value.endswith("</strong>") and value.count("<strong>") == 1:
+            value = value.removeprefix("<strong>").removesuffix("</strong>")  # the tile shows it bold already
+        pairs.append((label, Markup(value)))  # noqa: S704
+    return pairs
+
+
 def card_items(items: list[Item]) -> list[Item]:
-    """The card's first one-row table becomes its figures, in place; anything else is shown as it is."""
+    """The card's figures (a list of ``Label: value`` lines, or the older one-row table) become its figure tiles,
+    in place; anything else is shown as it is."""
     for index, item in enumerate(items):
-        if isinstance(item, Block) and item.kind == "table":
-            pairs = table_stats(item)
+        if isinstance(item, Block) and item.kind in ("table", "bullet_list"):
+            pairs = table_stats(item) if item.kind == "table" else list_stats(item)
             if pairs:
                 return [*items[:index], Stats(pairs), *items[index + 1:]]
     return items

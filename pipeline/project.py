@@ -13,10 +13,11 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .assemble import vote_shares
 from .cache import review_key
 from .errors import InputError
-from .load import FactSheet, Persona, load_personas, load_tool
-from .provenance import Inputs
+from .load import FactSheet, Persona, load_personas, load_tool, read_toml
+from .provenance import Inputs, votes_file
 from .render import review_messages
 from .review import Job, Target, section_id
 from .settings import Settings, choose_backend, environment_choices, load_settings, server_of
@@ -105,6 +106,24 @@ class Project:
 
     def draft_path(self, slug_a: str, slug_b: str) -> Path:
         return self.outputs / f"{slug_a}-vs-{slug_b}.md"
+
+    def votes_path(self, slug_a: str, slug_b: str) -> Path:
+        """Community votes for a comparison, written by whatever exports the poll: ``<slug> = <count>``."""
+        return self.root / votes_file(slug_a, slug_b)
+
+    def community(self, slug_a: str, slug_b: str) -> dict[str, str]:
+        """Each tool's share of the comparison's community votes; empty when there is no vote yet."""
+        path = self.votes_path(slug_a, slug_b)
+        if not path.is_file():
+            return {}
+        counts = {slug_a: 0, slug_b: 0}
+        for key, value in read_toml(path).items():
+            if key not in counts:
+                raise InputError(path, key, f"unknown key; the votes file takes {slug_a} and {slug_b}")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise InputError(path, key, "must be a whole number of votes, 0 or more")
+            counts[key] = value
+        return vote_shares(counts)
 
     def all_drafts(self) -> list[Path]:
         return sorted(self.outputs.glob("*-vs-*.md"))

@@ -25,7 +25,7 @@ from .report import run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import DraftStatus, StaleSection, check_all, conflicts_in
+from .stale import DraftStatus, StaleSection, check_all, conflicts_in, draft_lines, shown_verdicts
 from .write import write_atomic
 
 
@@ -94,7 +94,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     changes = [apply(project, status, new) for status in todo]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
-    unsettled = {s.path: found for s in statuses if (found := conflicts_in(s.path))}
+    unsettled = {s.path: found for s in statuses if (found := conflicts_in(draft_lines(s.path)))}
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
                          unsettled)
 
@@ -111,12 +111,14 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
         reviews[job.section] = new[job.section] if job.section in regenerated or old is None \
             else old.review(job.section)
     base = record.page
-    theirs = assemble(project.root, project.personas, status.tools, reviews).keep(base, record.pinned)
     with status.path.open(encoding="utf-8", newline="") as handle:
         raw = handle.read()
     crlf = "\r\n" in raw  # an editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits
     text = raw.replace("\r\n", "\n")
     ours = text.split("\n")
+    community = project.community(*record.tools)
+    theirs = assemble(project.root, project.personas, status.tools, reviews, community,
+                      shown_verdicts(record, ours)).keep(base, record.pinned)
     pinned = [name for name in record.pinned if name in theirs.spans]
     change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
                          released=[name for name in record.pinned if name not in theirs.spans])
@@ -132,8 +134,8 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     # Quotes not regenerated keep what they were made from, the environment included.
     keep = {name: old for name, old in record.sections.items()
             if name in pinned or (old.key and name in theirs.spans and name not in regenerated)}
-    write_record(status.path, build_record(project.inputs, status.tools, theirs, jobs, reviews, project.environment,
-                                           keep, pinned))
+    write_record(status.path, build_record(project.inputs, status.tools, community, theirs, jobs, reviews,
+                                           project.environment, keep, pinned))
     return change
 
 

@@ -10,9 +10,9 @@ from typing import Any
 from .assemble import assemble
 from .errors import OK, STALE, Outcome, plural
 from .load import FactSheet
-from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, unresolved
+from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
 from .project import Project
-from .provenance import Record, Section, changes, read_record, sidecar_path
+from .provenance import Record, Section, changes, read_record, sidecar_path, votes_file
 from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
 from .settings import settings_for
 
@@ -51,20 +51,31 @@ def recorded_environment(section: Section) -> dict[str, Any]:
     return section.environment or {"backend": section.settings.get("backend", "local")}
 
 
-def conflicts_in(path: Path) -> list[Unresolved]:
-    text = path.read_text(encoding="utf-8")
-    if START not in text and LEGACY_NOTE not in text:
+def draft_lines(path: Path) -> list[str]:
+    """The editor's draft as lines, whatever its line ends."""
+    return path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
+
+
+def conflicts_in(lines: list[str]) -> list[Unresolved]:
+    if not any(line.startswith((START, LEGACY_NOTE)) for line in lines):
         return []
-    return unresolved(text.replace("\r\n", "\n").split("\n"))
+    return unresolved(lines)
+
+
+def shown_verdicts(record: Record, lines: list[str]) -> dict[str, str]:
+    """The verdicts the draft shows; only an edited draft can differ from its reviews."""
+    base = record.page
+    return {} if lines == base.lines else page_verdicts(base, lines)
 
 
 def check(project: Project, path: Path) -> DraftStatus:
-    status = _check(project, path)
-    status.conflicts = conflicts_in(path)
+    lines = draft_lines(path)
+    status = _check(project, path, lines)
+    status.conflicts = conflicts_in(lines)
     return status
 
 
-def _check(project: Project, path: Path) -> DraftStatus:
+def _check(project: Project, path: Path, lines: list[str]) -> DraftStatus:
     record = read_record(path)
     if record is None:
         return DraftStatus(path, None, stale=[StaleSection(FRAME, [
@@ -93,18 +104,20 @@ def _check(project: Project, path: Path) -> DraftStatus:
                 status.stale.append(StaleSection(name, changes(old.inputs, project.inputs.job(job), old.settings,
                                                                job.target.settings())
                                                  or ["the rendered prompt changed"], regenerate=True))
-    page = assemble(project.root, project.personas, tools, reviews)
+    community = project.community(*record.tools)
     base = record.page
+    page = assemble(project.root, project.personas, tools, reviews, community, shown_verdicts(record, lines))
+    page = page.keep(base, record.pinned)  # a pinned card still takes a new panel ship
     regenerating = {s.section for s in status.stale}
     for name in page.spans:
-        if name in record.pinned or name in regenerating or \
-                (name in base.spans and base.section(name) == page.section(name)):
+        if name in regenerating or (name in base.spans and base.section(name) == page.section(name)):
             continue
         if is_card(name):
             slug = parse_section(name)[1]
             old = record.sections.get(name)
-            reasons = (changes(old.inputs, project.inputs.card(slug, tools[slug])) if old else []) or added
-            status.stale.append(StaleSection(name, reasons or ["panel verdicts changed"]))
+            now = project.inputs.card(slug, tools[slug], community.get(slug, ""), votes_file(*record.tools))
+            reasons = (changes(old.inputs, now) if old else []) or added
+            status.stale.append(StaleSection(name, reasons or ["panel ship follows the verdicts on the page"]))
         else:  # the quote's review is current; the page template shows it differently now
             reasons = changes({"prompts/page.md.j2": record.frame.get("prompts/page.md.j2", "")},
                               {"prompts/page.md.j2": project.inputs.template("page.md.j2")})

@@ -49,10 +49,10 @@ def test_page_has_every_element_in_reference_order(fake: FakeChatServer, draft, 
     a, b = "Hugging Face Inference Providers Marketplace", "Mistral 3 Small (24B)"
     expected = [
         "AI tool comparison", f"# {a} vs {b}", "Which one should you ship with?",
-        "*Developer Tools*", f"## {a}", "**One endpoint and one bill", "| Panel ship | Community | Entry |",
-        "| 75% | — | Free |", "A routing layer from Hugging Face",
-        "*Developer Tools*", f"## {b}", "**A 24B open-weight model", "| Panel ship | Community | Entry |",
-        "| 75% | — | Free |", "An open-weight language model of 24 billion",
+        "*Developer Tools*", f"## {a}", "**One endpoint and one bill", "- Panel ship: **75%**",
+        "- Community: **—**", "- Entry: **Free**", "A routing layer from Hugging Face",
+        "*Developer Tools*", f"## {b}", "**A 24B open-weight model", "- Panel ship: **75%**",
+        "- Community: **—**", "- Entry: **Free**", "An open-weight language model of 24 billion",
         "## Reviewer scorecard",
         "### Builder", f"**{a}**: Ship", "> “", f"**{b}**: Ship", "> “",
         "### Skeptic", f"**{a}**: Skip", "> “", f"**{b}**: Skip", "> “",
@@ -237,7 +237,7 @@ def test_a_draft_without_hand_edits_is_simply_regenerated(fake: FakeChatServer, 
     tool = project / "tools" / "mistral-3-small.toml"
     tool.write_text(tool.read_text().replace('entry = "Free"', 'entry = "$0.10 / M tokens"'))
     assert draft("hf-inference-providers", "mistral-3-small").code == 0
-    assert "| $0.10 / M tokens |" in page_of(project, "hf-inference-providers", "mistral-3-small")
+    assert "- Entry: **$0.10 / M tokens**" in page_of(project, "hf-inference-providers", "mistral-3-small")
 
 
 def test_malformed_body_is_one_clear_error(fake: FakeChatServer, draft, project: Path) -> None:

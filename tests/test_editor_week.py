@@ -83,3 +83,69 @@ def test_a_draft_path_is_the_projects_not_the_current_directorys(fake: FakeChatS
         assert decoy.read_text() == "an unrelated file that happens to share the name\n", command
     assert "$0.10 per hour" in (project / "outputs" / f"{A}-vs-{B}.md").read_text()
     assert os.listdir(elsewhere / "outputs") == [decoy.name]
+
+
+def page_of(project: Path) -> Path:
+    return project / "outputs" / f"{A}-vs-{B}.md"
+
+
+def test_panel_ship_follows_the_verdicts_on_the_page(fake: FakeChatServer, cli, project: Path) -> None:
+    """Item 7: an editor flips a verdict; the card's panel ship follows, with no request."""
+    assert cli("draft", A, B).code == 0
+    page = page_of(project)
+    text = page.read_text()
+    a_name = "Hugging Face Inference Providers Marketplace"
+    assert text.count("- Panel ship: **75%**") == 2 and f"**{a_name}**: Skip" in text
+    page.write_text(text.replace(f"**{a_name}**: Skip", f"**{a_name}**: Ship"))
+    run = cli("stale")
+    assert run.code == 1 and f"card of {A}: panel ship follows the verdicts on the page" in run.out
+    assert f"card of {B}" not in run.out
+    sent = len(fake.history)
+    assert cli("refresh").code == 0 and len(fake.history) == sent, "re-rendering a card sends nothing"
+    text = page.read_text()
+    assert text.count("- Panel ship: **100%**") == 1 and text.count("- Panel ship: **75%**") == 1
+    assert f"**{a_name}**: Ship" in text and f"**{a_name}**: Skip" not in text, "the editor's verdict stays"
+    assert cli("stale").code == 0
+
+
+def test_a_pinned_card_still_takes_a_new_panel_ship(fake: FakeChatServer, cli, project: Path) -> None:
+    """Item 7: pinning a card keeps its text, not a panel ship that no longer matches the panel."""
+    assert cli("draft", A, B).code == 0
+    page = page_of(project)
+    page.write_text(page.read_text().replace("A routing layer from Hugging Face", "Hugging Face's routing layer"))
+    assert cli("pin", f"{A}-vs-{B}", f"card:{A}").code == 0
+    operator = project / "personas" / "operator.toml"
+    operator.write_text((project / "personas" / "builder.toml").read_text().replace("order = 1", "order = 5")
+                        .replace('title = "Builder"', 'title = "Operator"'))
+    assert cli("refresh").code == 0
+    text = page.read_text()
+    card_a = text.split("## Mistral 3 Small")[0]
+    assert "Hugging Face's routing layer" in card_a, "the pinned card keeps the editor's text"
+    assert "- Panel ship: **80%**" in card_a, "four of five reviewers ship"
+
+
+def test_community_votes_come_from_a_votes_file(fake: FakeChatServer, cli, project: Path) -> None:
+    """Item 8: votes per comparison in outputs/<a>-vs-<b>.votes.toml; a new count re-renders only the cards,
+    and an editor's edit to one figure never conflicts with a change to another."""
+    votes = project / "outputs" / f"{A}-vs-{B}.votes.toml"
+    votes.parent.mkdir(parents=True, exist_ok=True)
+    votes.write_text(f"# exported by the poll\n{A} = 132\n{B} = 88\n")
+    assert cli("draft", A, B).code == 0
+    page = page_of(project)
+    text = page.read_text()
+    assert "- Community: **60%**" in text and "- Community: **40%**" in text
+    # The editor annotates the entry figure of B; the poll exports new counts.
+    page.write_text(text.replace("- Entry: **Free**\n\nAn open-weight",
+                                 "- Entry: **Free** (weights only)\n\nAn open-weight"))
+    votes.write_text(f"{A} = 100\n{B} = 300\n")
+    run = cli("stale")
+    assert run.code == 1 and f"card of {B}: outputs/{A}-vs-{B}.votes.toml changed" in run.out
+    assert "quote on" not in run.out, "votes feed no prompt"
+    sent = len(fake.history)
+    assert cli("refresh").code == 0 and len(fake.history) == sent
+    text = page.read_text()
+    assert "- Community: **25%**" in text and "- Community: **75%**" in text
+    assert "- Entry: **Free** (weights only)" in text and "<<<<<<<" not in text
+    votes.write_text(f"{A} = 1\nsomeone-else = 2\n")
+    run = cli("stale")
+    assert run.code == 2 and f"{A}-vs-{B}.votes.toml: someone-else: unknown key" in run.err

@@ -47,7 +47,7 @@ CASES: dict[str, tuple[Callable[[Path], object], tuple[str, str], list[str]]] = 
                            (A, B), ["prompts/user.j2", "nam"]),
     "template syntax": (lambda p: edit(p / "prompts" / "system.j2", "{% for beat", "{% for beat in %}{% for beat"),
                         (A, B), ["prompts/system.j2", "line"]),
-    "page template": (lambda p: edit(p / "prompts" / "page.md.j2", "{{ card.community }}", "{{ card.votes }}"),
+    "page template": (lambda p: edit(p / "prompts" / "page.md.j2", "{{ card.sheet.name | md }}", "{{ card.votes }}"),
                       (A, B), ["prompts/page.md.j2", "votes"]),
     "bad setting": (lambda p: edit(p / "pyproject.toml", "concurrency = 8", "concurrency = 0"), (A, B),
                     ["pyproject.toml [tool.verdicts]", "concurrency"]),

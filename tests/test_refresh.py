@@ -71,7 +71,7 @@ def test_stale_and_refresh_scenario(fake_attentive: FakeChatServer, cli, project
 
     text = draft_ac.read_text()
     assert "> “Edited by hand: " in text, "the hand edit survives"
-    assert "| $0.04 / M tokens |" in text, "the card shows the new entry"
+    assert "- Entry: **$0.04 / M tokens**" in text, "the card shows the new entry"
     assert quote_line(text, C_NAME, "Skeptic").endswith("Entry is $0.04 / M tokens, which sets the bar.”")
     assert "conflict" not in text
     assert page(project, A, B).read_text() == untouched
@@ -170,7 +170,7 @@ def test_conflicts_keep_the_editor_and_show_the_generation(fake_attentive: FakeC
     assert "Entry is $0.10 / M tokens, which sets the bar.”" in generated, "the new generation is in the block"
     assert builder in block.split("\n=======\n", 1)[0], "so is the text as generated before"
     assert quote_line(text, b_name, "Skeptic") == skeptic, "the pinned section is untouched"
-    assert "An open-weight model of 24 billion" in text and "| $0.10 / M tokens |" in text
+    assert "An open-weight model of 24 billion" in text and "- Entry: **$0.10 / M tokens**" in text
     assert "conflict" in run.out and f"builder quote on {B}" in run.out
 
     record = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())
@@ -232,7 +232,7 @@ def test_brackets_in_generated_text_survive_the_sidecar(fake_attentive: FakeChat
     set_entry(project, B, "Tiers [2,6] USD")
     run = cli("refresh")
     assert run.code == 0 and "conflict" not in page(project, A, B).read_text(), run.out
-    assert "| Tiers [2,6] USD |" in page(project, A, B).read_text()
+    assert "- Entry: **Tiers [2,6] USD**" in page(project, A, B).read_text()
 
 
 def test_draft_again_keeps_pins(fake_attentive: FakeChatServer, cli, project: Path) -> None:
@@ -242,7 +242,7 @@ def test_draft_again_keeps_pins(fake_attentive: FakeChatServer, cli, project: Pa
     set_entry(project, B, "$3 / M tokens")
     assert cli("draft", A, B).code == 0
     text = page(project, A, B).read_text()
-    assert quote_line(text, "Mistral 3 Small (24B)", "Skeptic") == skeptic and "| $3 / M tokens |" in text
+    assert quote_line(text, "Mistral 3 Small (24B)", "Skeptic") == skeptic and "- Entry: **$3 / M tokens**" in text
     assert json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text())["pinned"] == [f"skeptic:{B}"]
 
 
@@ -280,7 +280,7 @@ def test_a_draft_whose_tool_is_gone_does_not_block_the_others(fake_attentive: Fa
     assert run.code == 1 and f"tools/{C}.toml no longer exists" in run.out and f"card of {B}" in run.out, run.out
     run = cli("refresh")
     assert run.code == 5 and f"{A}-vs-{C}.md: not refreshed" in run.out
-    assert "| $5 / M tokens |" in page(project, A, B).read_text()
+    assert "- Entry: **$5 / M tokens**" in page(project, A, B).read_text()
 
 
 def test_a_corrupt_sidecar_is_one_clear_error(fake: FakeChatServer, cli, project: Path) -> None:
