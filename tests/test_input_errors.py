@@ -114,3 +114,36 @@ def test_an_empty_list_must_not_be_empty() -> None:
     with pytest.raises(ValidationError) as caught:
         Persona.model_validate({"order": 1, "title": "t", "role": "r", "voice": "v", "beats": [], "min_beats": 1})
     assert explain(caught.value) == ("beats", "must not be empty")
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"VERDICTS_BASE_URL": "127.0.0.1:8080/v1"},
+     ["error: environment variable VERDICTS_BASE_URL: base_url: must start with http:// or https://"]),
+    ({"VERDICTS_BACKEND": "endpoint"},
+     ["error: environment variable VERDICTS_BACKEND: backend: is endpoint but VERDICTS_BASE_URL is not set",
+      "hint: Set VERDICTS_BASE_URL"]),
+    ({"VERDICTS_BACKEND": "hf"},
+     ["error: environment variable VERDICTS_BACKEND: backend: is hf but HF_TOKEN is not set", "hint: Create a token"]),
+], ids=["no scheme", "endpoint without URL", "hf without token"])
+def test_backend_configuration_is_bad_input(env: dict[str, str], expected: list[str], draft, project: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    lines = error_lines(run.err) + [line for line in run.err.splitlines() if line.startswith("hint: ")]
+    for fragment in expected:
+        assert any(line.startswith(fragment) for line in lines), (fragment, run.err)
+    assert not (project / "outputs").exists()
+
+
+def test_a_url_without_scheme_does_not_show_its_key(draft, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERDICTS_BASE_URL", "user:SECRETKEY@127.0.0.1:8080/v1")
+    run = draft(A, B)
+    assert run.code == 2 and "127.0.0.1:8080/v1" in run.err
+    assert "SECRETKEY" not in run.err and "user:" not in run.err
+
+
+def test_backend_flag_is_named_as_a_setting(draft) -> None:
+    run = draft(A, B, "--backend", "hf")
+    assert run.code == 2 and "error: setting backend: backend: is hf but HF_TOKEN is not set" in run.err
