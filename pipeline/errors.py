@@ -23,6 +23,7 @@ REPLY_INVALID = 4
 CONFLICT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
 OVER_BUDGET = 6
 INTERRUPTED = 130
+CLOSED_PIPE = 141  # 128 + SIGPIPE: a reader closed our pipe before the command finished
 
 
 @dataclass
@@ -208,7 +209,8 @@ class GaveUpOnReply(VerdictsError):
         self.attempts = attempts
         self.kept = kept
         detail = "; ".join(problems)
-        message = f"{lens} review of {tool}: the model's reply was still invalid after {attempts} requests: {detail}"
+        requests = f"{attempts} request{'s' * (attempts != 1)}"
+        message = f"{lens} review of {tool}: the model's reply was still invalid after {requests}: {detail}"
         hint = f"The last reply is kept in {kept}." if kept else None
         super().__init__(message, hint)
 
@@ -220,8 +222,9 @@ class BudgetReached(VerdictsError):
 
     def __init__(self, spent: float, budget: float, requests: int) -> None:
         self.spent, self.budget, self.requests = spent, budget, requests
-        super().__init__(f"the budget of ${budget:.4f} was reached after {requests} requests (about ${spent:.4f} "
-                         "spent); stopped sending, no page written",
+        sent = f"{requests} request{'s' * (requests != 1)}"
+        super().__init__(f"the budget of ${budget:.4f} was reached after {sent} (about ${spent:.4f} spent); "
+                         "stopped sending, no page written",
                          hint="Every reply received is cached: run again with a higher --max-cost (or "
                          "VERDICTS_MAX_COST) and only the rest is requested.")
 

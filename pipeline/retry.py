@@ -224,14 +224,15 @@ def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
     if status in (401, 403):
         return TransportError(f"{where}: HTTP {status}, the server refused our credentials", status, attempts,
                               hint="Check HF_TOKEN (Inference Providers) or VERDICTS_API_KEY (endpoint).")
+    # describe() may end a sentence ("... without sending a response."): the clause goes on after it
+    failing = f"{where}: {describe(exc).rstrip('. ')}, still failing after {_attempts(attempts)}"
     if refused_locally(exc):
-        return TransportError(f"{where}: {describe(exc)}, still failing after {_attempts(attempts)}", status,
-                              attempts, hint="Nothing listens at that address: start the server (llama-server, "
-                              "ollama serve, vLLM ...), or point VERDICTS_BASE_URL at the one that is running.")
+        return TransportError(failing, status, attempts, hint="Nothing listens at that address: start the server "
+                              "(llama-server, ollama serve, vLLM ...), or point VERDICTS_BASE_URL at the one that "
+                              "is running.")
     if is_transient(exc):
-        return TransportError(f"{where}: {describe(exc)}, still failing after {_attempts(attempts)}", status,
-                              attempts, hint="The server may be down or overloaded; run the draft again later, "
-                              "replies already received are cached.")
+        return TransportError(failing, status, attempts, hint="The server may be down or overloaded; run the draft "
+                              "again later, replies already received are cached.")
     if isinstance(exc, HfHubHTTPError):  # the status, and what the server said about it
         said = " ".join(server_said(exc).split())[:300]
         return TransportError(f"{where}: {describe(exc)}" + (f": {said}" if said else ""), status, attempts)
