@@ -21,7 +21,7 @@ draft: install
 
 # Dry run: the prompts, what the cache holds, and a cost forecast. Sends nothing.
 prompts: install
-	$(PY) -m pipeline prompts $(TOOL_A) $(TOOL_B)
+	$(PY) -m pipeline prompts $(TOOL_A) $(TOOL_B) $(ARGS)
 
 # make preview DRAFT=outputs/a-vs-b.md: a self-contained HTML page of the draft
 preview: install
@@ -40,11 +40,11 @@ browser:
 
 # Drafts whose inputs changed, and why; exit 1 when any is stale.
 stale: install
-	$(PY) -m pipeline stale $(DRAFTS)
+	$(PY) -m pipeline stale $(DRAFTS) $(ARGS)
 
 # Regenerate stale sections, merged into hand edits. `python -m pipeline refresh` exits 5 on a conflict.
 refresh: install
-	$(PY) -m pipeline refresh $(DRAFTS)
+	$(PY) -m pipeline refresh $(DRAFTS) $(ARGS)
 
 # make pin DRAFT=outputs/a-vs-b.md SECTION=skeptic:b (UNPIN=1 releases it)
 pin: install

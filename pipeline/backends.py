@@ -13,7 +13,8 @@ from typing import Any
 
 from huggingface_hub import ChatCompletionInputMessage, InferenceClient
 
-from .errors import BackendError
+from .errors import InputError
+from .retry import without_userinfo
 from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
 from .settings import Settings, choose_backend
 
@@ -38,7 +39,9 @@ class ChatBackend:
                                            bill_to=settings.bill_to or None)
 
     def describe(self) -> str:
-        return f"endpoint {self.base_url}" if self.name == "endpoint" else "Hugging Face Inference Providers"
+        if self.name == "endpoint":
+            return f"endpoint {without_userinfo(self.base_url)}"
+        return "Hugging Face Inference Providers"
 
     def routed_model(self, target: Target) -> str:
         """The router reads a provider or policy (fastest, cheapest) from a ``model:suffix``."""
@@ -89,23 +92,34 @@ def read_completion(output: Any) -> Completion:
     )
 
 
+def _source(env: Mapping[str, str], variable: str, setting: str) -> str:
+    """Where a setting came from, for an error: the environment variable when it is set there."""
+    return f"environment variable {variable}" if env.get(variable) else f"setting {setting}"
+
+
 def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> Backend:
+    """The backend to send reviews to. A backend that is misconfigured is bad input (exit 2), found before any
+    request."""
     env = os.environ if env is None else env
     choice = choose_backend(settings, env)
     if choice == "endpoint":
         if not settings.base_url:
-            raise BackendError("VERDICTS_BACKEND=endpoint but VERDICTS_BASE_URL is not set",
-                               hint="Set VERDICTS_BASE_URL to an OpenAI-compatible server, "
-                               "e.g. http://127.0.0.1:8080/v1 for llama.cpp's server.")
+            raise InputError(_source(env, "VERDICTS_BACKEND", "backend"), "backend",
+                             "is endpoint but VERDICTS_BASE_URL is not set",
+                             hint="Set VERDICTS_BASE_URL to an OpenAI-compatible server, "
+                             "e.g. http://127.0.0.1:8080/v1 for llama.cpp's server.")
         if not settings.base_url.startswith(("http://", "https://")):
-            raise BackendError(f"VERDICTS_BASE_URL must start with http:// or https://, not {settings.base_url!r}")
+            raise InputError(_source(env, "VERDICTS_BASE_URL", "base_url"), "base_url",
+                             f"must start with http:// or https://, not {without_userinfo(settings.base_url)!r}",
+                             hint="e.g. VERDICTS_BASE_URL=http://127.0.0.1:8080/v1")
         return ChatBackend("endpoint", settings, base_url=settings.base_url,
                            api_key=env.get("VERDICTS_API_KEY", ""))
     if choice == "hf":
         token = env.get("HF_TOKEN", "")
         if not token:
-            raise BackendError("VERDICTS_BACKEND=hf but HF_TOKEN is not set",
-                               hint="Create a token with the 'Inference Providers' permission and export HF_TOKEN.")
+            raise InputError(_source(env, "VERDICTS_BACKEND", "backend"), "backend",
+                             "is hf but HF_TOKEN is not set",
+                             hint="Create a token with the 'Inference Providers' permission and export HF_TOKEN.")
         return ChatBackend("hf", settings, api_key=token)
     from .local import LocalBackend
 

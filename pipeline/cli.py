@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import signal
@@ -10,7 +11,8 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import FAILED, INTERRUPTED, Outcome, VerdictsError, redact
+from . import __version__
+from .errors import CLOSED_PIPE, FAILED, INTERRUPTED, Outcome, VerdictsError, redact
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="project directory holding tools/, personas/, prompts/ (default: VERDICTS_ROOT or .)")
     parser.add_argument("--debug", action="store_true", default=os.environ.get("VERDICTS_DEBUG") == "1",
                         help="show the traceback of an error (or set VERDICTS_DEBUG=1)")
+    parser.add_argument("--version", action="version", version=f"verdicts {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     d = commands.add_parser("draft", help="draft outputs/<a>-vs-<b>.md",
@@ -78,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     dry = commands.add_parser("prompts", help="dry run: print the prompts, what is cached, and a cost forecast",
                               description="Print the rendered prompts of a draft per lens and tool, which the cache "
                               "already holds, and a forecast of requests, tokens and cost. Sends nothing.")
-    dry.add_argument("tool_a", metavar="A")
-    dry.add_argument("tool_b", metavar="B")
+    dry.add_argument("tool_a", metavar="A", help="slug of the first tool (tools/<A>.toml)")
+    dry.add_argument("tool_b", metavar="B", help="slug of the second tool (tools/<B>.toml)")
     _model_flags(dry)
     dry.add_argument("--max-cost", type=float, metavar="USD", help="show whether the forecast fits this budget")
     dry.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
@@ -87,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg = commands.add_parser("log", help="what the model was asked and said, from the run log",
                              description="Read back the run log (<cache>/runs.jsonl): every request and reply.")
     lg.add_argument("--run", default="last", help="'last' (default), 'all', or a run id")
-    lg.add_argument("--draft", help="only the requests for this draft's tools (<a>-vs-<b>)")
+    lg.add_argument("--draft", help="only the requests for this draft's tools (outputs/<a>-vs-<b>.md or <a>-vs-<b>)")
     lg.add_argument("--failures", action="store_true", help="only requests that failed or were re-asked")
     lg.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
 
@@ -125,8 +128,22 @@ def run(args: argparse.Namespace) -> int:
     module = importlib.import_module(f"{__package__}.{COMMANDS[args.command]}")
     outcome: Outcome = module.command(root, args)
     if outcome.lines:
-        print("\n".join(outcome.lines))
+        try:
+            print("\n".join(outcome.lines))
+            sys.stdout.flush()  # now, not at exit, so that a closed pipe is handled here
+        except BrokenPipeError:
+            _silence()  # the command finished: its status stands (stale's 1 still means "stale drafts found")
     return outcome.exit_code
+
+
+def _silence() -> None:
+    """After a reader closed our pipe (``stale | head -1``): say nothing more, and point stdout and stderr at
+    /dev/null, so the interpreter's last flush of what is left in their buffers cannot fail (exit 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # not a file descriptor (tests capture output in memory)
+            os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -134,7 +151,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # --help, --version or a usage error, printed by argparse: `--help | head` ends quietly
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _silence()
+        raise
     if threading.current_thread() is not threading.main_thread():
         return _main(args)
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -147,6 +171,12 @@ def main(argv: list[str] | None = None) -> int:
 def _main(args: argparse.Namespace) -> int:
     try:
         return run(args)
+    except BrokenPipeError:
+        # A pipe closed while the command ran (``draft 2>&1 | head -3``): the reader wanted no more, so no
+        # message, but the command did not finish, so neither its status nor 0. 141 is 128 + SIGPIPE, what a
+        # shell reports for a program that the closed pipe stopped.
+        _silence()
+        return CLOSED_PIPE
     except VerdictsError as exc:
         if args.debug:
             raise

@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .errors import OverBudget
-from .review import Message, Target
+from .review import Message, Target, model_label
 from .settings import Settings
 
 # A forecast needs a reply length before there is a reply: a 170-word quote in JSON is about 260 tokens.
@@ -26,13 +26,17 @@ FREE = Price(0.0, 0.0)
 
 
 def price_for(settings: Settings, target: Target) -> Price | None:
-    """The price of a target, or None when the table does not know it. The local model costs nothing."""
+    """The price of a target, or None when the table does not know it. The local model costs nothing.
+
+    A plain ``"<model>"`` key prices an endpoint's model only. Through Inference Providers each provider sets
+    its own price, and ``auto`` or a policy may pick any of them: only ``"<model>:<provider>"`` applies there
+    (``"<model>:auto"``, ``"<model>:cheapest"`` ...), so a price typed for one provider makes no other free.
+    """
     if target.backend == "local":
         return FREE
-    for key in (target.label, target.model):
-        if key in settings.prices:
-            return Price(*settings.prices[key])
-    return None
+    key = target.model if target.backend == "endpoint" else model_label(target.model, target.provider or "auto")
+    price = settings.prices.get(key)
+    return Price(*price) if price is not None else None
 
 
 def estimate_tokens(messages: list[Message]) -> int:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+import types
+import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 # Exit statuses, every one the pipeline uses.
 OK = 0
@@ -19,6 +23,7 @@ REPLY_INVALID = 4
 CONFLICT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
 OVER_BUDGET = 6
 INTERRUPTED = 130
+CLOSED_PIPE = 141  # 128 + SIGPIPE: a reader closed our pipe before the command finished
 
 
 @dataclass
@@ -63,7 +68,10 @@ class VerdictsError(Exception):
 
 
 class InputError(VerdictsError):
-    """Bad input from the editor: a fact sheet, a persona, a template, a setting or a slug."""
+    """Bad input from the editor: a fact sheet, a persona, a template, a setting or a slug.
+
+    ``problems`` holds every (field, problem) found in the file; ``field`` and ``problem`` are the first.
+    """
 
     exit_code = BAD_INPUT
 
@@ -71,20 +79,106 @@ class InputError(VerdictsError):
         self.file = str(file)
         self.field = field
         self.problem = problem
+        self.problems: list[tuple[str | None, str]] = [(field, problem)]
         where = f"{self.file}: {field}: " if field else f"{self.file}: "
         super().__init__(where + problem, hint)
 
+    @classmethod
+    def every(cls, file: Path | str, problems: list[tuple[str | None, str]], hint: str | None = None) -> InputError:
+        """One error for all the problems of one file: the file, then a line per problem naming its field."""
+        if len(problems) == 1:
+            return cls(file, *problems[0], hint=hint)
+        lines = [f"  {field}: {problem}" if field else f"  {problem}" for field, problem in problems]
+        error = cls(file, None, f"{len(problems)} problems:\n" + "\n".join(lines), hint)
+        error.field, error.problem = problems[0]
+        error.problems = list(problems)
+        return error
 
-def explain(exc: ValidationError, allowed: Iterable[str] = (), unknown: str = "unknown key") -> tuple[str | None, str]:
-    """The first problem pydantic found, as (dotted field, problem) in the editor's words."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or None
-    if first["type"] == "extra_forbidden":
-        names = list(allowed) if len(first["loc"]) == 1 else []
-        return field, unknown + (f"; allowed keys: {', '.join(names)}" if names else "")
-    if first["type"] == "missing":
-        return field, "required key is missing"
-    return field, first["msg"].removeprefix("Value error, ")
+
+def explain_all(exc: ValidationError, allowed: Iterable[str] | None = None, unknown: str = "unknown key",
+                model: type[BaseModel] | None = None) -> list[tuple[str | None, str]]:
+    """Every problem pydantic found, as (dotted field, problem) in the editor's words, in pydantic's order.
+
+    ``allowed`` are the keys a file may have at its top level (default: ``model``'s fields); ``model`` also
+    gives the keys of nested tables, so an unknown key anywhere can be matched to the key it was meant to be.
+    """
+    errors = exc.errors()
+    top = list(allowed) if allowed is not None else list(model.model_fields) if model is not None else []
+
+    def keys_at(parent: tuple[int | str, ...]) -> list[str]:
+        return top if not parent else _keys_at(model, parent) if model is not None else []
+
+    unknown_at: dict[tuple[int | str, ...], list[str]] = {}
+    for error in errors:
+        if error["type"] == "extra_forbidden" and error["loc"]:
+            unknown_at.setdefault(tuple(error["loc"][:-1]), []).append(str(error["loc"][-1]))
+    found: list[tuple[str | None, str]] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        field = ".".join(str(part) for part in loc) or None
+        kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+        if kind == "extra_forbidden" and loc:
+            keys = keys_at(loc[:-1])
+            close = _closest(str(loc[-1]), keys)
+            problem = unknown + (f"; did you mean {close}?" if close else
+                                 f"; allowed keys: {', '.join(keys)}" if keys else "")
+        elif kind == "missing":
+            typo = _closest(str(loc[-1]), unknown_at.get(loc[:-1], [])) if loc else None
+            problem = "required key is missing" + (f"; {typo} looks like a typo for it" if typo else "")
+        elif kind in ("string_too_short", "too_short") and ctx.get("min_length") == 1:
+            problem = "must not be empty"
+        elif kind == "string_too_short" or (kind == "too_short" and isinstance(value, str)):
+            problem = f"is shorter than {ctx.get('min_length')} characters"
+        elif kind == "string_too_long" or (kind == "too_long" and isinstance(value, str)):
+            problem = f"is longer than {ctx.get('max_length')} characters"
+        elif kind == "too_short":
+            problem = f"needs at least {ctx.get('min_length')} items"
+        elif kind == "too_long":
+            problem = f"has more than {ctx.get('max_length')} items"
+        else:
+            problem = error["msg"].removeprefix("Value error, ")
+        found.append((field, problem))
+    return found
+
+
+def explain(exc: ValidationError, allowed: Iterable[str] | None = None,
+            unknown: str = "unknown key") -> tuple[str | None, str]:
+    """The first problem pydantic found, as (dotted field, problem): for callers that report one."""
+    return explain_all(exc, allowed, unknown)[0]
+
+
+def _closest(word: str, choices: list[str]) -> str | None:
+    """The choice ``word`` was most likely meant to be, if any is close (case aside: ``Name`` is ``name``)."""
+    lowered = {choice.lower(): choice for choice in choices}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return lowered[close[0]] if close else None
+
+
+def _keys_at(model: type[BaseModel], path: tuple[int | str, ...]) -> list[str]:
+    """The keys of the table at ``path`` inside ``model`` (``("fallbacks", 0)`` -> a Fallback's keys)."""
+    kind: Any = model
+    for part in path:
+        kind = _unwrap(kind, item=isinstance(part, int))
+        if isinstance(part, str):
+            if not (isinstance(kind, type) and issubclass(kind, BaseModel)) or part not in kind.model_fields:
+                return []
+            kind = kind.model_fields[part].annotation
+    kind = _unwrap(kind, item=False)
+    return list(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+
+
+def _unwrap(kind: Any, item: bool) -> Any:
+    """Through ``Annotated`` and ``X | None``, and into a list's items when ``item``."""
+    while True:
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if origin is typing.Annotated:
+            kind = args[0]
+        elif origin in (typing.Union, types.UnionType):
+            kind = next(arg for arg in args if arg is not type(None))
+        elif item and origin in (list, tuple):
+            kind, item = args[0], False
+        else:
+            return kind
 
 
 class BackendError(VerdictsError):
@@ -120,7 +214,8 @@ class GaveUpOnReply(VerdictsError):
         self.attempts = attempts
         self.kept = kept
         detail = "; ".join(problems)
-        message = f"{lens} review of {tool}: the model's reply was still invalid after {attempts} requests: {detail}"
+        requests = f"{attempts} request{'s' * (attempts != 1)}"
+        message = f"{lens} review of {tool}: the model's reply was still invalid after {requests}: {detail}"
         hint = f"The last reply is kept in {kept}." if kept else None
         super().__init__(message, hint)
 
@@ -132,8 +227,9 @@ class BudgetReached(VerdictsError):
 
     def __init__(self, spent: float, budget: float, requests: int) -> None:
         self.spent, self.budget, self.requests = spent, budget, requests
-        super().__init__(f"the budget of ${budget:.4f} was reached after {requests} requests (about ${spent:.4f} "
-                         "spent); stopped sending, no page written",
+        sent = f"{requests} request{'s' * (requests != 1)}"
+        super().__init__(f"the budget of ${budget:.4f} was reached after {sent} (about ${spent:.4f} spent); "
+                         "stopped sending, no page written",
                          hint="Every reply received is cached: run again with a higher --max-cost (or "
                          "VERDICTS_MAX_COST) and only the rest is requested.")
 

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import InputError, explain
+from .errors import InputError, explain_all
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -116,22 +116,48 @@ class Persona(BaseModel):
         return value
 
 
+CURLY_QUOTES = "“”‘’"
+STRAIGHT_STRING = re.compile(r'"(?:[^"\\]|\\.)*"' + r"|'[^']*'")  # a TOML string on one line, closed
+PERSONA_KEYS = [name for name in Persona.model_fields if name != "lens"]  # the lens is the file's name
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
     except UnicodeDecodeError as exc:
         raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(path, None, f"not valid TOML: {exc}") from None
-
-
-def _validated(model: type[BaseModel], path: Path, data: dict[str, Any]) -> Any:
     try:
-        return model.model_validate(data)
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(path, None, f"not valid TOML: {exc}{_curly_quotes(text, str(exc))}") from None
+
+
+def _curly_quotes(text: str, error: str) -> str:
+    """Word processors turn " into “ ”, which TOML does not read as quotes. Look on the line the parser stopped on
+    (Python 3.11's TOMLDecodeError has the position only in its message), outside well-quoted strings and
+    comments: ``tagline = "it’s"`` is fine."""
+    lines = text.splitlines() or [""]
+    at = re.search(r"\(at line (\d+), column \d+\)", error)
+    line = lines[min(int(at.group(1)), len(lines)) - 1] if at else lines[-1]  # else "at end of document"
+    bare = STRAIGHT_STRING.sub("", line).split("#", 1)[0]
+    if any(quote in bare for quote in CURLY_QUOTES):
+        return " (the line has curly quotes: use straight quotes, \" or ', around TOML strings)"
+    return ""
+
+
+def _validated(model: type[BaseModel], path: Path, data: dict[str, Any],
+               problems: list[tuple[str | None, str]] | None = None, allowed: list[str] | None = None) -> Any:
+    """``data`` as ``model``, or one InputError with every problem of the file: pydantic's, then ``problems``."""
+    problems = list(problems or [])
+    try:
+        valid = model.model_validate(data)
     except ValidationError as exc:
-        raise InputError(path, *explain(exc, allowed=model.model_fields)) from None
+        problems = explain_all(exc, allowed=allowed, model=model) + problems
+    if problems:
+        raise InputError.every(path, problems)
+    return valid
 
 
 def check_slug(slug: str, what: str) -> str:
@@ -164,11 +190,14 @@ def load_personas(root: Path) -> list[Persona]:
         if not SLUG.fullmatch(path.stem):
             raise InputError(path, None, "persona file names must be lowercase letters, digits and '-'")
         data = read_toml(path)
-        persona: Persona = _validated(Persona, path, data)
+        problems: list[tuple[str | None, str]] = []
         if "lens" in data:
-            raise InputError(path, "lens", "is taken from the file name; remove the key")
-        if persona.min_words > persona.max_words:
-            raise InputError(path, "min_words", "is larger than max_words")
+            problems.append(("lens", "is taken from the file name; remove the key"))
+            data = {key: value for key, value in data.items() if key != "lens"}
+        smallest, largest = (data.get(key, Persona.model_fields[key].default) for key in ("min_words", "max_words"))
+        if type(smallest) is int and type(largest) is int and smallest > largest:
+            problems.append(("min_words", "is larger than max_words"))
+        persona: Persona = _validated(Persona, path, data, problems, allowed=PERSONA_KEYS)
         personas.append(persona.model_copy(update={"lens": path.stem}))
     personas.sort(key=lambda p: p.order)
     for before, after in zip(personas, personas[1:], strict=False):

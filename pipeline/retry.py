@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email.utils
+import ipaddress
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,12 +20,64 @@ from tenacity import (
     stop_when_event_set,
     wait_exponential_jitter,
 )
+from tenacity.stop import stop_base
 
 from .errors import CreditsExhausted, TransportError
 from .settings import Settings
 
 T = TypeVar("T")
 RETRIED_STATUSES = frozenset({408, 425, 429})
+# Connection refused on this machine or the local network means nothing listens there, and nothing will in the
+# next minute: one quick retry (a server restarting), not transport_attempts with backoff.
+LOCAL_NETWORKS = tuple(ipaddress.ip_network(net) for net in
+                       ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+REFUSED_ATTEMPTS = 2
+REFUSED_WAIT = 0.2  # seconds before the one retry
+
+
+def without_userinfo(url: str) -> str:
+    """``http://user:KEY@host/v1`` -> ``http://host/v1``: a URL fit for a message (with or without a scheme)."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/?#]*@", r"\1", url)
+
+
+def is_local(host: str) -> bool:
+    """Loopback or a private network (10/8, 172.16/12, 192.168/16)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return any(address in network for network in LOCAL_NETWORKS)
+
+
+def _request_url(exc: BaseException) -> httpx2.URL | None:
+    try:
+        return exc.request.url if isinstance(exc, httpx2.RequestError) else None
+    except RuntimeError:  # httpx raises when the error was made without its request
+        return None
+
+
+def url_of(exc: BaseException) -> str | None:
+    """The URL a failed request was sent to, without userinfo, when the error carries it."""
+    url = _request_url(exc)
+    return without_userinfo(str(url)) if url is not None else None
+
+
+def refused(exc: BaseException) -> bool:
+    """The connection was refused: nothing listens at that address and port."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the cause of httpx's error is httpcore's, whose cause is the OSError
+        if seen is None or isinstance(seen, ConnectionRefusedError):
+            return seen is not None
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def refused_locally(exc: BaseException) -> bool:
+    url = _request_url(exc)
+    return url is not None and refused(exc) and is_local(url.host)
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -69,6 +123,8 @@ class WaitRetryAfterOrBackoff:
 
     def __call__(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and refused_locally(exc):
+            return REFUSED_WAIT
         asked = retry_after(exc) if exc else None
         if asked is not None:
             return min(asked, self.cap)
@@ -83,7 +139,8 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, InferenceTimeoutError | httpx2.TimeoutException | TimeoutError):
         return "the request timed out"
     if isinstance(exc, httpx2.ConnectError | ConnectionError):
-        return "could not connect"
+        url, why = url_of(exc), " (connection refused)" if refused(exc) else ""
+        return f"could not connect to {url}{why}" if url else f"could not connect{why}"
     return f"{type(exc).__name__}: {exc}"[:300]
 
 
@@ -103,6 +160,14 @@ def server_said(exc: HfHubHTTPError) -> str:
             if isinstance(value, str) and value:
                 return value
     return exc.server_message or (response.text if response is not None else "")
+
+
+class _StopWhenRefusedLocally(stop_base):
+    """Stop after REFUSED_ATTEMPTS when a local address refused the connection."""
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return exc is not None and retry_state.attempt_number >= REFUSED_ATTEMPTS and refused_locally(exc)
 
 
 class _Cut(Exception):
@@ -131,7 +196,7 @@ def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
             raise _Cut()
 
     retrying = Retrying(
-        stop=stop_after_attempt(settings.transport_attempts) | stop_when_event_set(stop),
+        stop=stop_after_attempt(settings.transport_attempts) | stop_when_event_set(stop) | _StopWhenRefusedLocally(),
         wait=WaitRetryAfterOrBackoff(settings),
         retry=retry_if_exception(is_transient),
         before_sleep=before_sleep,
@@ -146,6 +211,10 @@ def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
         raise _final(exc, where, retrying.statistics.get("attempt_number", 1)) from None
 
 
+def _attempts(count: int) -> str:
+    return f"{count} attempt{'s' * (count != 1)}"
+
+
 def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
     """The error a caller sees once no more attempts will be made."""
     status = status_of(exc)
@@ -155,11 +224,15 @@ def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
     if status in (401, 403):
         return TransportError(f"{where}: HTTP {status}, the server refused our credentials", status, attempts,
                               hint="Check HF_TOKEN (Inference Providers) or VERDICTS_API_KEY (endpoint).")
+    # describe() may end a sentence ("... without sending a response."): the clause goes on after it
+    failing = f"{where}: {describe(exc).rstrip('. ')}, still failing after {_attempts(attempts)}"
+    if refused_locally(exc):
+        return TransportError(failing, status, attempts, hint="Nothing listens at that address: start the server "
+                              "(llama-server, ollama serve, vLLM ...), or point VERDICTS_BASE_URL at the one that "
+                              "is running.")
     if is_transient(exc):
-        tries = f"{attempts} attempt{'s' * (attempts != 1)}"
-        return TransportError(f"{where}: {describe(exc)}, still failing after {tries}", status, attempts,
-                              hint="The server may be down or overloaded; run the draft again later, "
-                              "replies already received are cached.")
+        return TransportError(failing, status, attempts, hint="The server may be down or overloaded; run the draft "
+                              "again later, replies already received are cached.")
     if isinstance(exc, HfHubHTTPError):  # the status, and what the server said about it
         said = " ".join(server_said(exc).split())[:300]
         return TransportError(f"{where}: {describe(exc)}" + (f": {said}" if said else ""), status, attempts)

@@ -14,7 +14,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from .errors import Outcome, redact
+from .errors import InputError, Outcome, redact
 from .settings import settings_for
 
 
@@ -106,6 +106,20 @@ def show(entries: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
+def draft_name(given: str) -> str:
+    """``outputs/a-vs-b.md``, ``a-vs-b.md`` or ``a-vs-b`` -> ``a-vs-b``, as the run log records drafts."""
+    return Path(given).name.removesuffix(".md")
+
+
 def command(root: Path, args: Namespace) -> Outcome:
-    entries = select(read_runs(settings_for(root, args).cache_dir), args.run, args.draft, args.failures)
+    path = log_path(settings_for(root, args).cache_dir)
+    entries = read_runs(path.parent)
+    if args.run not in ("last", "all"):
+        runs = [e["run"] for e in entries if e.get("type") == "run"]
+        if args.run not in runs:
+            known = f"the last runs are {', '.join(runs[-5:])}" if runs else "it has no runs"
+            raise InputError("command line", "--run", f"no run {args.run!r} in {path}: {known}",
+                             hint="`python -m pipeline log --run all` shows every run.")
+    draft = draft_name(args.draft) if args.draft else None
+    entries = select(entries, args.run, draft, args.failures)
     return Outcome([show(entries) if entries else "The run log has nothing that matches."])

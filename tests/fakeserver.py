@@ -270,10 +270,15 @@ class FakeChatServer:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply")
-    parser.add_argument("--mode", choices=["synthetic", "attentive", "reference", "offbeat"], default="synthetic")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply (default: 0)")
+    parser.add_argument("--mode", choices=["synthetic", "attentive", "reference", "offbeat"], default="synthetic",
+                        help="how every request is answered (default: synthetic):\n"
+                        "  synthetic  a valid quote in our own words per lens, hitting every beat\n"
+                        "  attentive  like synthetic, citing the fact sheet's entry: a changed sheet, a changed quote\n"
+                        "  reference  the published quote of the reference pages (only their tools)\n"
+                        "  offbeat    a fluent quote that hits no beat: re-asked until the draft gives up (exit 4)")
     args = parser.parse_args()
     responder = {"synthetic": synthetic, "attentive": attentive, "offbeat": offbeat}.get(args.mode) or reference()
     server = FakeChatServer(responder, delay=args.delay, port=args.port).start()
