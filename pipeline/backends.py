@@ -14,9 +14,8 @@ from typing import Any
 from huggingface_hub import ChatCompletionInputMessage, InferenceClient
 
 from .errors import InputError
-from .retry import without_userinfo
 from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
-from .settings import Settings, choose_backend
+from .settings import Settings, choose_backend, public_url
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
@@ -40,7 +39,7 @@ class ChatBackend:
 
     def describe(self) -> str:
         if self.name == "endpoint":
-            return f"endpoint {without_userinfo(self.base_url)}"
+            return f"endpoint {public_url(self.base_url)}"
         return "Hugging Face Inference Providers"
 
     def routed_model(self, target: Target) -> str:
@@ -110,7 +109,7 @@ def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
                              "e.g. http://127.0.0.1:8080/v1 for llama.cpp's server.")
         if not settings.base_url.startswith(("http://", "https://")):
             raise InputError(_source(env, "VERDICTS_BASE_URL", "base_url"), "base_url",
-                             f"must start with http:// or https://, not {without_userinfo(settings.base_url)!r}",
+                             f"must start with http:// or https://, not {public_url(settings.base_url)!r}",
                              hint="e.g. VERDICTS_BASE_URL=http://127.0.0.1:8080/v1")
         return ChatBackend("endpoint", settings, base_url=settings.base_url,
                            api_key=env.get("VERDICTS_API_KEY", ""))

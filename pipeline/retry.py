@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from .errors import CreditsExhausted, TransportError
-from .settings import Settings
+from .settings import Settings, public_url
 
 T = TypeVar("T")
 RETRIED_STATUSES = frozenset({408, 425, 429})
@@ -33,11 +32,6 @@ LOCAL_NETWORKS = tuple(ipaddress.ip_network(net) for net in
                        ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 REFUSED_ATTEMPTS = 2
 REFUSED_WAIT = 0.2  # seconds before the one retry
-
-
-def without_userinfo(url: str) -> str:
-    """``http://user:KEY@host/v1`` -> ``http://host/v1``: a URL fit for a message (with or without a scheme)."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/?#]*@", r"\1", url)
 
 
 def is_local(host: str) -> bool:
@@ -62,7 +56,7 @@ def _request_url(exc: BaseException) -> httpx2.URL | None:
 def url_of(exc: BaseException) -> str | None:
     """The URL a failed request was sent to, without userinfo, when the error carries it."""
     url = _request_url(exc)
-    return without_userinfo(str(url)) if url is not None else None
+    return public_url(str(url)) if url is not None else None
 
 
 def refused(exc: BaseException) -> bool:

@@ -4,11 +4,11 @@ in pyproject.toml > the defaults below."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -60,18 +60,9 @@ def choose_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
 
 
 def public_url(url: str) -> str:
-    """``url`` without user or password (``http://user:KEY@host/v1`` -> ``http://host/v1``) or a trailing slash:
-    the form that may be printed, logged, recorded and used as part of a cache key."""
-    parts = urlsplit(url.strip())
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:  # not a number: leave the netloc as it is, less any userinfo
-        port = None
-    netloc = host + (f":{port}" if port else "") if parts.hostname else parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)).rstrip("/")
+    """``url`` without user or password (``http://user:KEY@host/v1`` -> ``http://host/v1``), with or without a
+    scheme, and without a trailing slash: the form that may be printed, logged, recorded and put in a cache key."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/?#]*@", r"\1", url.strip()).rstrip("/")
 
 
 def server_of(settings: Settings, backend: str) -> str:

@@ -98,9 +98,9 @@ def test_local_addresses(host: str, local: bool) -> None:
     ("http://host/v1/a@b", "http://host/v1/a@b"),
 ])
 def test_urls_lose_their_userinfo(url: str, shown: str) -> None:
-    from pipeline.retry import without_userinfo
+    from pipeline.settings import public_url
 
-    assert without_userinfo(url) == shown
+    assert public_url(url) == shown
 
 
 # --- C: the smaller promises ---------------------------------------------------------------------------------
@@ -193,7 +193,7 @@ def test_retry_messages_keep_their_punctuation_and_plurals() -> None:
 
 
 def target(backend: str, provider: str, model: str = "org/model") -> Target:
-    return Target(backend, model, provider, 0.7, 700, True)
+    return Target(backend, model, provider, 0.7, 700, True, "")
 
 
 @pytest.mark.parametrize(("backend", "provider", "prices", "expected"), [
