@@ -104,7 +104,8 @@ def vote_shares(votes: dict[str, int]) -> dict[str, str]:
 
 
 def panel_ship(verdicts: list[str]) -> str:
-    """Share of the panel whose verdict is ship, as a whole percentage."""
+    """Share of the panel whose verdict is ship, as a whole percentage (a missing review has no verdict)."""
+    verdicts = [verdict for verdict in verdicts if verdict]
     if not verdicts:
         return NO_VOTES
     return f"{round(100 * verdicts.count('ship') / len(verdicts))}%"

@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     pv.add_argument("--out", type=Path, help="where to write the HTML file")
     pv.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
 
+    acc = commands.add_parser("accept", help="take a kept reply as it is for a quote left as a placeholder",
+                              description="For quotes the model never got right (the draft shows a placeholder), "
+                              "take the last reply as it is, then refresh the draft to put it in place.")
+    acc.add_argument("draft", metavar="DRAFT", help="outputs/<a>-vs-<b>.md or <a>-vs-<b>")
+    acc.add_argument("sections", nargs="+", metavar="SECTION", help="<lens>:<slug>, as the placeholder names it")
+    _model_flags(acc)
+    _request_flags(acc)
+    acc.add_argument("--pr-body", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+
     f = commands.add_parser("forget", help="drop the cached reviews of drafts or tools",
                             description="Drop the cached reviews of drafts (the reviews their sidecars record) or of "
                             "tools (every cached review of the tool that a draft records or a draft would ask for "
@@ -120,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
 COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
-            "refresh": "refresh", "pin": "pin", "forget": "forget"}
+            "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()  # now, not at exit, so that a closed pipe is handled here
         except BrokenPipeError:
             _silence()  # the command finished: its status stands (stale's 1 still means "stale drafts found")
+    for error in outcome.errors:
+        print(redact(f"error: {error}"), file=sys.stderr)
     return outcome.exit_code
 
 

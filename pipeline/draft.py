@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import InputError, Outcome
+from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
@@ -28,6 +28,7 @@ class DraftResult:
     stats: Stats
     seconds: float
     fallbacks: list[str] = field(default_factory=list)  # quotes a fallback wrote: "<lens> on <slug> by <model>"
+    missing: list[GaveUpOnReply] = field(default_factory=list)  # quotes left as placeholders
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
@@ -61,7 +62,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     write_record(path, build_record(project.inputs, tools, community, page, jobs, reviews, project.environment,
                                     keep, pinned))
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
-    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback)
+    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing)
 
 
 def command(root: Path, args: Namespace) -> Outcome:
@@ -74,7 +75,14 @@ def command(root: Path, args: Namespace) -> Outcome:
              f"tokens, {drafted.seconds:.1f} s"]
     if drafted.fallbacks:
         lines.append(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
-    return Outcome(lines + run_report(s, drafted.seconds, settings))
+    if not drafted.missing:
+        return Outcome(lines + run_report(s, drafted.seconds, settings))
+    name = drafted.path.stem
+    errors = [f"{exc.message}; the page has a placeholder for it" for exc in drafted.missing]
+    errors.append(f"{plural(len(drafted.missing), 'quote')} missing: `python -m pipeline accept {name} SECTION` "
+                  f"takes a kept reply as it is; `python -m pipeline refresh {name}` asks again for the missing "
+                  "ones only")
+    return Outcome(lines + run_report(s, drafted.seconds, settings), REPLY_INVALID, errors)
 
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:

@@ -28,10 +28,11 @@ CLOSED_PIPE = 141  # 128 + SIGPIPE: a reader closed our pipe before the command 
 
 @dataclass
 class Outcome:
-    """How a command ended: the lines it prints on stdout, and its exit status."""
+    """How a command ended: the lines it prints on stdout, what went wrong (stderr), and its exit status."""
 
     lines: list[str] = field(default_factory=list)
     exit_code: int = OK
+    errors: list[str] = field(default_factory=list)  # printed as "error: ..." once the lines are out
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

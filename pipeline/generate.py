@@ -11,6 +11,7 @@ from .cache import ReviewCache
 from .costs import Stats, price_for
 from .errors import BudgetReached, GaveUpOnReply, TransportError
 from .progress import Progress
+from .project import shown
 from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe
 from .review import Backend, Completion, Job, Message, Review, Target
@@ -41,8 +42,9 @@ def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False, u
     without ``use_cache`` (``--no-cache``), every review does, and its new reply overwrites the entry.
     """
     hit = cache.get(job.key) if use_cache else None
+    # A reply an editor accepted as it is (``accept``) is not held to the rules again.
     if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
-            not quote_problems(job.persona, str(hit["quote"])):
+            (hit.get("accepted") or not quote_problems(job.persona, str(hit["quote"]))):
         review = Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
                         str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)))
         return None if review.fallback and retry_fallbacks else review
@@ -100,6 +102,7 @@ class Reviewer:
         self.use_cache = use_cache
         self.stats = stats or Stats()
         self.down = DownTargets()
+        self.missing: list[GaveUpOnReply] = []  # reviews whose replies stayed invalid after every re-ask
         self._first_failure: BaseException | None = None
         self._lock = threading.Lock()
 
@@ -112,6 +115,12 @@ class Reviewer:
     def review(self, job: Job) -> Review:
         try:
             return self._review(job)
+        except GaveUpOnReply as exc:  # the page is still written, with a placeholder for this quote
+            self.missing.append(exc)
+            self.progress.finished(f"  {job.persona.lens} on {job.slug}: no valid reply, kept in {exc.kept}",
+                                   cached=False)
+            return Review(job.persona.lens, job.slug, "", "", job.target.model, job.target.provider,
+                          missing="; ".join(exc.problems), kept=shown(exc.kept, self.root) if exc.kept else "")
         except BaseException as exc:
             self._fail(exc)
             raise
@@ -256,7 +265,8 @@ class Reviewer:
     def _keep_failed(self, job: Job, target: Target, text: str | None, problems: list[str]) -> Path:
         """Keep the last invalid reply for debugging, beside the cache and never under outputs/."""
         path = self.settings.cache_dir / "failed" / f"{job.slug}--{job.persona.lens}.json"
-        write_atomic(path, json.dumps({"lens": job.persona.lens, "tool": job.slug, "model": target.model,
+        write_atomic(path, json.dumps({"key": job.key, "lens": job.persona.lens, "tool": job.slug,
+                                       "model": target.model, "provider": target.provider,
                                        "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
         return path
 

@@ -45,10 +45,13 @@ class Section(BaseModel):
     # What the environment and command line chose when the quote was generated (backend, server, overridden
     # settings): ``stale`` plans with these, so its answer does not depend on the shell it runs in.
     environment: dict[str, Any] = {}
+    missing: str = ""  # the review the model never got right: why (the quote is a placeholder)
+    kept: str = ""  # where its last reply is kept, for ``accept``
 
     def review(self, name: str) -> Review:
         lens, slug = parse_section(name)
-        return Review(lens, slug, self.verdict, self.quote, self.model, self.provider, self.fallback)
+        return Review(lens, slug, self.verdict, self.quote, self.model, self.provider, self.fallback, self.missing,
+                      self.kept)
 
 
 class Record(BaseModel):
@@ -187,7 +190,8 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], community: dict[st
         review = reviews[name]
         sections[name] = Section(lines=page.spans[name], inputs=inputs.job(job), key=job.key, verdict=review.verdict,
                                  quote=review.quote, model=review.model, provider=review.provider,
-                                 fallback=review.fallback, settings=job.target.settings(), environment=environment)
+                                 fallback=review.fallback, settings=job.target.settings(), environment=environment,
+                                 missing=review.missing, kept=review.kept)
     for name, old in keep.items():  # a pinned card
         if name in sections and not old.key:
             sections[name] = old.model_copy(update={"lines": page.spans[name]})

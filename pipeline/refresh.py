@@ -17,7 +17,7 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import CONFLICT, OK, InputError, Outcome, plural
+from .errors import CONFLICT, OK, GaveUpOnReply, InputError, Outcome, plural
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, merge
 from .project import Project
 from .provenance import build_record, write_record
@@ -58,6 +58,7 @@ class RefreshResult:
     models: list[str]
     seconds: float = 0.0
     unresolved: dict[Path, list[Unresolved]] = field(default_factory=dict)  # after this run, new ones included
+    missing: list[GaveUpOnReply] = field(default_factory=list)  # reviews left as placeholders
 
     @property
     def conflicts(self) -> int:
@@ -65,7 +66,7 @@ class RefreshResult:
 
     @property
     def needs_editor(self) -> bool:
-        return bool(self.conflicts or self.unresolved or any(change.broken for change in self.changes))
+        return bool(self.conflicts or self.unresolved or self.missing or any(change.broken for change in self.changes))
 
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
@@ -82,13 +83,14 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
                          "or delete it.")
     todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
-    stats, new = Stats(), {}
+    stats, new, missing = Stats(), {}, []
     if jobs:
         session = ReviewSession(project, env, log, use_cache=use_cache)
         stats = session.stats
         new = session.run(jobs, "refresh", [s.path.stem for s in todo],
                           f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews",
                           "Refresh")
+        missing = session.missing
     # The models that wrote the new quotes: a fallback that served is named as one.
     models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
     changes = [apply(project, status, new) for status in todo]
@@ -96,7 +98,7 @@ def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
     unsettled = {s.path: found for s in statuses if (found := conflicts_in(draft_lines(s.path)))}
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
-                         unsettled)
+                         unsettled, missing)
 
 
 def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> DraftChange:
@@ -148,6 +150,12 @@ def pr_body(result: RefreshResult, project: Project) -> str:
         lines += ["**Could not refresh**, an editor must look:", ""]
         lines += [f"- `{project.shown(c.path)}`: {c.broken}" for c in broken]
         lines.append("")
+    if result.missing:
+        lines += ["**Missing quotes**, an editor must look: the model's replies still broke the rules after every "
+                  "re-ask, so these quotes are placeholders (`python -m pipeline accept` takes a kept reply as it "
+                  "is; another refresh asks again):", ""]
+        lines += [f"- {exc.lens} quote on {exc.tool}: {'; '.join(exc.problems)}" for exc in result.missing]
+        lines.append("")
     if result.unresolved:
         lines += ["**Unresolved conflicts**, an editor must look: each is a block of `<<<<<<<` ... `>>>>>>>` "
                   "lines holding both texts; keep the one you want, delete the other and the marker lines.", ""]
@@ -195,6 +203,7 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
         state = "rewritten" if change.written else "unchanged on disk"
         lines.append(f"{project.shown(change.path)}: {plural(len(change.stale), 'stale section')}, {state}")
         lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]
+    lines += [f"missing: {exc.message}; the page has a placeholder for it" for exc in result.missing]
     for path, found in sorted(result.unresolved.items()):
         lines += [f"{project.shown(path)}: unresolved conflict at line {c.start + 1}, {c.what}: {RESOLVE}"
                   for c in found]

@@ -146,6 +146,9 @@ class Review:
     model: str  # the model that wrote the quote: the lens's own, or a fallback's
     provider: str = ""
     fallback: bool = False
+    # A review the model never got right: no quote, why, and where its last reply is kept for ``accept``.
+    missing: str = ""
+    kept: str = ""
 
     @property
     def section(self) -> str:

@@ -13,6 +13,7 @@ from typing import TextIO
 from .backends import select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
+from .errors import GaveUpOnReply
 from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
@@ -32,6 +33,7 @@ class ReviewSession:
         self.retry_fallbacks = retry_fallbacks
         self.use_cache = use_cache
         self.stats = Stats()
+        self.missing: list[GaveUpOnReply] = []  # reviews that stayed invalid: their quotes are placeholders
 
     def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str) -> dict[str, Review]:
         """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent."""
@@ -42,13 +44,15 @@ class ReviewSession:
             runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
                                 self.retry_fallbacks, self.stats, self.use_cache)
+            self.missing = reviewer.missing
             try:
                 reviews = reviewer.review_all(jobs, what)
             except BaseException as exc:
                 runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
                 raise
             s = self.stats
-            runlog.write(type="end", outcome="ok", requests=s.requests, cache_hits=s.cache_hits,
+            outcome = f"{len(self.missing)} reviews missing" if self.missing else "ok"
+            runlog.write(type="end", outcome=outcome, requests=s.requests, cache_hits=s.cache_hits,
                          prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, cost=s.cost)
             return reviews
         finally:

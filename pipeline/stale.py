@@ -99,6 +99,9 @@ def _check(project: Project, path: Path, lines: list[str]) -> DraftStatus:
             if old is None:
                 status.stale.append(StaleSection(name, [f"personas/{persona.lens}.toml added"], regenerate=True))
                 continue
+            if old.missing:
+                status.stale.append(StaleSection(name, [f"no valid review yet ({old.missing})"], regenerate=True))
+                continue
             job = project.as_recorded(recorded_environment(old)).job(persona.lens, slug)
             if old.key != job.key:
                 status.stale.append(StaleSection(name, changes(old.inputs, project.inputs.job(job), old.settings,

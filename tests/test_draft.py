@@ -126,8 +126,11 @@ def test_reply_that_stays_invalid_fails_cleanly(fake: FakeChatServer, draft, pro
     run = draft("hf-inference-providers", "mistral-3-small", "--concurrency", "1")
     assert run.code == 4
     assert "builder review of hf-inference-providers" in run.err and "not a JSON object" in run.err
-    assert len(fake.history) == 3, "one request and two re-asks, then stop"
-    assert not (project / "outputs").exists() or not any((project / "outputs").iterdir())
+    assert len(fake.history) == 8 * 3, "per review, one request and two re-asks, then stop"
+    page = (project / "outputs" / "hf-inference-providers-vs-mistral-3-small.md").read_text()
+    assert page.count("**Missing ") == 8 and page.count(": no verdict yet") == 8, "a page of placeholders"
+    assert draft("hf-inference-providers", "mistral-3-small", "--force").code == 4
+    assert len(fake.history) == 2 * 8 * 3, "nothing invalid was cached"
     kept = Path(os.environ["VERDICTS_CACHE_DIR"]) / "failed" / "hf-inference-providers--builder.json"
     assert json.loads(kept.read_text())["last_reply"] == "not json at all"
 
@@ -157,8 +160,8 @@ def test_quotes_hitting_no_beat_fail_the_draft(fake: FakeChatServer, draft, proj
     fake.responder = offbeat
     run = draft("hf-inference-providers", "mistral-3-small")
     assert run.code == 4 and "misses the" in run.err
-    assert not (project / "outputs").exists()
-    assert len(fake.history) <= 8 * 3
+    assert page_of(project, "hf-inference-providers", "mistral-3-small").count("**Missing ") == 8
+    assert len(fake.history) == 8 * 3
 
 
 def test_credits_exhausted_stops_at_once(fake: FakeChatServer, draft, project: Path) -> None:

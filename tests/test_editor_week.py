@@ -149,3 +149,56 @@ def test_community_votes_come_from_a_votes_file(fake: FakeChatServer, cli, proje
     votes.write_text(f"{A} = 1\nsomeone-else = 2\n")
     run = cli("stale")
     assert run.code == 2 and f"{A}-vs-{B}.votes.toml: someone-else: unknown key" in run.err
+
+
+def failing_for(lens: str, tool: str, reply: str):
+    """``synthetic``, except that one lens on one tool always answers ``reply``."""
+    from tests.fakeserver import lens_and_tool
+
+    def respond(request: dict) -> str:
+        return reply if lens_and_tool(request) == (lens, tool) else synthetic(request)
+
+    return respond
+
+
+B_NAME = "Mistral 3 Small (24B)"
+
+
+def test_one_invalid_lens_leaves_a_placeholder_and_refresh_asks_only_for_it(fake: FakeChatServer, cli,
+                                                                           project: Path) -> None:
+    """Item 9: the page is written with a visible placeholder; exit 4; refresh retries only the missing one."""
+    fake.responder = failing_for("skeptic", B_NAME, "not json at all")
+    run = cli("draft", A, B)
+    assert run.code == 4 and f"skeptic review of {B}" in run.err and f"accept {A}-vs-{B} SECTION" in run.err
+    assert len(fake.history) == 7 + 3
+    text = page_of(project).read_text()
+    placeholder = text.split(f"**{B_NAME}**: no verdict yet", 1)[1].split("\n\n")[1]
+    assert placeholder.startswith("> **Missing skeptic quote.**") and "not a JSON object" in placeholder
+    assert f"failed/{B}--skeptic.json" in placeholder and f"accept {A}-vs-{B} skeptic:{B}" in placeholder
+    assert "- Panel ship: **100%**" in text.split("## Reviewer scorecard")[0], "three verdicts, all ship"
+    run = cli("stale")
+    assert run.code == 1 and f"skeptic quote on {B}: no valid review yet" in run.out
+
+    fake.responder = synthetic
+    sent = len(fake.history)
+    run = cli("refresh")
+    assert run.code == 0, run.out + run.err
+    assert len(fake.history) == sent + 1, "only the missing review is asked for"
+    text = page_of(project).read_text()
+    assert "Missing skeptic quote" not in text and f"**{B_NAME}**: Skip" in text
+    assert cli("stale").code == 0
+
+
+def test_accept_takes_a_kept_reply_as_it_is(fake: FakeChatServer, cli, project: Path) -> None:
+    """Item 9: an editor accepts a reply that broke the rules (too short, say) instead of asking again."""
+    short = json.dumps({"verdict": "ship", "quote": "Short, but the editor likes it."})
+    fake.responder = failing_for("buyer", B_NAME, short)
+    assert cli("draft", A, B).code == 4
+    sent = len(fake.history)
+    assert cli("accept", f"{A}-vs-{B}", f"builder:{B}").code == 2, "that quote is not missing"
+    run = cli("accept", f"outputs/{A}-vs-{B}.md", f"buyer:{B}")
+    assert run.code == 0, run.out + run.err
+    assert len(fake.history) == sent, "accepting sends nothing"
+    text = page_of(project).read_text()
+    assert "> “Short, but the editor likes it.”" in text and "Missing buyer quote" not in text
+    assert cli("stale").code == 0

@@ -35,20 +35,18 @@ def test_missing_path_is_named(draft, monkeypatch, tmp_path) -> None:
 def test_tiny_model_drafts_or_fails_on_the_rules(draft, project, monkeypatch, tiny_gguf: Path) -> None:
     monkeypatch.setenv("VERDICTS_LOCAL_MODEL", str(tiny_gguf))
     monkeypatch.setenv("VERDICTS_MAX_TOKENS", "320")
-    monkeypatch.setenv("VERDICTS_REASK_ATTEMPTS", "1")
+    monkeypatch.setenv("VERDICTS_REASK_ATTEMPTS", "0")  # every review is tried; a re-ask would double the wait
     run = draft("hf-inference-providers", "mistral-3-small")
     assert "the local model gemma-3-270m-q4_k_m.gguf" in run.err
-    if run.code == 0:
-        page = (project / "outputs" / "hf-inference-providers-vs-mistral-3-small.md").read_text()
-        assert page.count("> “") == 8
-    else:
+    page = (project / "outputs" / "hf-inference-providers-vs-mistral-3-small.md").read_text()
+    assert page.count("> “") + page.count("> **Missing ") == 8, "a page, with a placeholder for each failed quote"
+    if run.code != 0:
         # A 270M model writes poor reviews; what must hold is that its schema-constrained reply reached our
         # validation as a {"verdict", "quote"} object and failed on the quote rules, naming lens and tool.
         assert run.code == 4 and "review of" in run.err, run.err
-        kept = next((Path(os.environ["VERDICTS_CACHE_DIR"]) / "failed").glob("*.json"))
-        failure = json.loads(kept.read_text())
-        reply = json.loads(failure["last_reply"])
-        assert reply["verdict"] in ("ship", "skip") and isinstance(reply["quote"], str)
-        assert f"{failure['lens']} review of {failure['tool']}" in run.err
-        assert not any("JSON" in problem for problem in failure["problems"])
-        assert not (project / "outputs").exists()
+        for kept in (Path(os.environ["VERDICTS_CACHE_DIR"]) / "failed").glob("*.json"):
+            failure = json.loads(kept.read_text())
+            reply = json.loads(failure["last_reply"])
+            assert reply["verdict"] in ("ship", "skip") and isinstance(reply["quote"], str)
+            assert f"{failure['lens']} review of {failure['tool']}" in run.err
+            assert not any("JSON" in problem for problem in failure["problems"])

@@ -1,0 +1,71 @@
+"""The ``accept`` command: an editor takes a kept reply as it is, for a quote the model never got right.
+
+The reply is cached as accepted (it is not held to the lens's rules again), then the draft is refreshed, so the
+placeholder is replaced through the same three-way merge as any other regenerated quote.
+"""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+from pathlib import Path
+
+from .cache import ReviewCache
+from .errors import InputError, Outcome
+from .project import Project
+from .provenance import read_record, sidecar_path
+from .refresh import command as refresh_command
+from .review import parse_section
+from .settings import settings_for
+from .validate import NeedsReask, normalise_quote, parse_reply
+
+
+def accept(project: Project, path: Path, names: list[str]) -> list[str]:
+    """Cache each named section's kept reply as accepted; returns what was accepted."""
+    record = read_record(path)
+    if record is None:
+        raise InputError(sidecar_path(path), None, "not found: only a draft made by the pipeline has kept replies")
+    entries = {}
+    for name in names:
+        section = record.sections.get(name)
+        if section is None or not section.key:
+            raise InputError("command line", "SECTION", f"{name!r} is not a quote of {path.name}",
+                             hint="Quotes: " + ", ".join(n for n, s in record.sections.items() if s.key))
+        if not section.missing:
+            raise InputError("command line", "SECTION", f"{name} already has a quote; there is nothing to accept")
+        kept_path = project.root / section.kept
+        try:
+            kept = json.loads(kept_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise InputError(kept_path, None, f"the kept reply cannot be read ({exc})",
+                             hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None
+        if not isinstance(kept, dict) or kept.get("key") != section.key:
+            raise InputError(kept_path, "key", "the kept reply is for another prompt or model",
+                             hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.")
+        try:
+            reply = parse_reply(kept.get("last_reply"))
+        except NeedsReask as exc:
+            raise InputError(kept_path, "last_reply", f"cannot be used as it is: {'; '.join(exc.problems)}",
+                             hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None
+        entry = {"verdict": reply.verdict, "quote": normalise_quote(reply.quote), "model": str(kept.get("model", "")),
+                 "provider": str(kept.get("provider", "")), "fallback": False, "accepted": True}
+        # Under the key the draft recorded, and the key a refresh in this shell plans: the same unless the
+        # environment changed since.
+        entries[section.key] = entries[project.job(*parse_section(name)).key] = entry
+    cache = ReviewCache(project.settings.cache_dir)
+    try:
+        for key, entry in entries.items():
+            cache.set(key, entry)
+    finally:
+        cache.close()
+    return names
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    project = Project(root, settings_for(root, args))
+    path = project.find_draft(args.draft)
+    accepted = accept(project, path, args.sections)
+    args.drafts = [str(path)]
+    refreshed = refresh_command(root, args)
+    return Outcome([f"Accepted the kept reply as it is: {', '.join(accepted)}", *refreshed.lines],
+                   refreshed.exit_code, refreshed.errors)
