@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from .errors import OverBudget
+from .errors import OverBudget, plural
 from .review import Message, Target, model_label
 from .settings import Settings
 
@@ -115,6 +115,6 @@ def check_budget(settings: Settings, planned: Forecast) -> None:
                          "nothing was sent", hint="Add the price to [tool.verdicts.prices] in pyproject.toml, "
                          "or run without --max-cost / VERDICTS_MAX_COST.")
     if planned.cost > budget:
-        raise OverBudget(f"the forecast cost ${planned.cost:.4f} ({planned.requests} requests) is above the budget "
-                         f"of ${budget:.4f}; nothing was sent",
+        raise OverBudget(f"the forecast cost ${planned.cost:.4f} ({plural(planned.requests, 'request')}) is above "
+                         f"the budget of ${budget:.4f}; nothing was sent",
                          hint="Raise --max-cost (VERDICTS_MAX_COST), or see `python -m pipeline prompts A B`.")

@@ -130,6 +130,11 @@ class Inputs:
         return inputs
 
 
+def _value(value: Any) -> str:
+    """A setting's value in a reason: an empty or absent one says so, rather than leaving a gap."""
+    return "(none)" if value in ("", None) else str(value)
+
+
 def changes(old: dict[str, str], new: dict[str, str], old_settings: dict[str, Any] | None = None,
             new_settings: dict[str, Any] | None = None) -> list[str]:
     """Why a section is stale, in the editor's words: which inputs changed."""
@@ -138,7 +143,7 @@ def changes(old: dict[str, str], new: dict[str, str], old_settings: dict[str, An
         if old.get(name) == new.get(name):
             continue
         if name == "settings":
-            diff = [f"{k}: {(old_settings or {}).get(k)} → {(new_settings or {}).get(k)}"
+            diff = [f"{k}: {_value((old_settings or {}).get(k))} → {_value((new_settings or {}).get(k))}"
                     for k in sorted((new_settings or {}).keys() | (old_settings or {}).keys())
                     if (old_settings or {}).get(k) != (new_settings or {}).get(k)]
             reasons.append("model settings changed" + (f" ({', '.join(diff)})" if diff else ""))

@@ -42,7 +42,8 @@ class Settings(BaseModel):
     base_url: str = ""
     backend: BackendName | None = None
     max_cost: float | None = Field(None, ge=0.0)  # USD; refuse to start above it, stop sending once reached
-    # USD per million tokens, [input, output], keyed "<model>:<provider>" or "<model>" (any provider).
+    # USD per million tokens, [input, output], keyed "<model>:<provider>", or "<model>" for an endpoint (a plain
+    # model key never prices Inference Providers).
     prices: dict[str, tuple[float, float]] = {}
     prices_as_of: str = ""  # when the prices were read off the providers' pages
 

@@ -202,3 +202,23 @@ def test_accept_takes_a_kept_reply_as_it_is(fake: FakeChatServer, cli, project: 
     text = page_of(project).read_text()
     assert "> “Short, but the editor likes it.”" in text and "Missing buyer quote" not in text
     assert cli("stale").code == 0
+
+
+def test_an_empty_setting_reads_as_none_in_a_reason() -> None:
+    """Low: "provider:  → auto" had a gap where the old value was empty."""
+    from pipeline.provenance import changes
+
+    reasons = changes({"settings": "old"}, {"settings": "new"}, {"provider": "", "model": "m"},
+                      {"provider": "auto", "model": "m"})
+    assert reasons == ["model settings changed (provider: (none) → auto)"]
+
+
+def test_a_forecast_of_one_request_says_request() -> None:
+    """Low: "1 requests" in the over-budget message."""
+    from pipeline.costs import Forecast, check_budget
+    from pipeline.errors import OverBudget
+    from pipeline.settings import Settings
+
+    with pytest.raises(OverBudget) as caught:
+        check_budget(Settings(max_cost=0.001), Forecast(requests=1, cost=0.5))
+    assert "($0.5000 forecast" not in caught.value.message and "(1 request)" in caught.value.message
