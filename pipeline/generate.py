@@ -44,7 +44,7 @@ def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False, u
     hit = cache.get(job.key) if use_cache else None
     # A reply an editor accepted as it is (``accept``) is not held to the rules again.
     if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
-            (hit.get("accepted") or not quote_problems(job.persona, str(hit["quote"]))):
+            (hit.get("accepted") or not quote_problems(job.persona, str(hit["quote"]), job.sheet)):
         review = Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
                         str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)))
         return None if review.fallback and retry_fallbacks else review
@@ -185,7 +185,7 @@ class Reviewer:
                            completion_tokens=completion.completion_tokens)
             text = completion.text
             try:
-                reply = validate_reply(job.persona, text)
+                reply = validate_reply(job.persona, text, job.sheet)
             except NeedsReask as exc:
                 problems = list(exc.problems)
                 if completion.finish_reason == "length":

@@ -50,25 +50,48 @@ class FactSheet(BaseModel):
     license: Line | None = None
 
 
+def _compiled(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
+    return patterns
+
+
 class Beat(BaseModel):
-    """One beat a quote must hit: what the prompt asks for, and the patterns that show it was hit."""
+    """One beat a quote must hit: what the prompt asks for, the house signpost that opens it, and the evidence
+    that shows it was hit, whether or not the writer used the signpost.
+
+    Evidence, any of which hits the beat: one of ``patterns`` matches; every group of ``together`` has a match
+    (a date and a prediction, say); or the quote names at least ``products`` products besides the tool (the fact
+    sheet's competitors, or other product names) and one of ``placing`` matches.
+    """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     name: Line
     ask: Text
+    signpost: Line | None = None  # how the house style opens this point, e.g. "The moat is ..."
     patterns: list[Pattern] = Field(min_length=1)
+    together: list[list[Pattern]] = Field(default_factory=list, max_length=5)
+    products: int = Field(0, ge=0, le=10)
+    placing: list[Pattern] = Field(default_factory=list)
     required: bool = False
 
-    @field_validator("patterns")
+    @field_validator("patterns", "placing")
     @classmethod
     def _compiles(cls, patterns: list[str]) -> list[str]:
-        for pattern in patterns:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
-        return patterns
+        return _compiled(patterns)
+
+    @field_validator("together")
+    @classmethod
+    def _groups_compile(cls, groups: list[list[str]]) -> list[list[str]]:
+        for group in groups:
+            if not group:
+                raise ValueError("each group of together needs at least one pattern")
+            _compiled(group)
+        return groups
 
 
 class Fallback(BaseModel):
@@ -100,6 +123,9 @@ class Persona(BaseModel):
     min_beats: int = Field(ge=1)
     min_words: int = Field(90, ge=1)
     max_words: int = Field(170, ge=1)
+    # One quote in this lens's voice, for a tool on no page: the model sees the voice, the signposts and the length.
+    example: Text | None = None
+    example_tool: Line | None = None
     # Per-lens overrides of the settings, for the Inference Providers backend and endpoints alike.
     model: Line | None = None
     provider: Line | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -70,10 +71,13 @@ def fence_for(text: str) -> str:
     return f"=====FACT-SHEET-{digest[:16]}====="
 
 
-def review_messages(root: Path, persona: Persona, sheet: FactSheet) -> list[Message]:
+def review_messages(root: Path, persona: Persona, sheet: FactSheet, year: int | None = None) -> list[Message]:
+    """``year``: the year the prompt says it is (a time frame such as "within 12 months" needs a today). Only the
+    year, so a prompt, and so every review, goes stale once a year rather than every day."""
     data = sheet_json(sheet)
+    year = year or date.today().year
     return [
-        {"role": "system", "content": render(root, "system.j2", persona=persona)},
+        {"role": "system", "content": render(root, "system.j2", persona=persona, year=year)},
         {"role": "user", "content": render(root, "user.j2", persona=persona, sheet=sheet,
                                            sheet_json=data, fence=fence_for(data))},
     ]

@@ -7,7 +7,7 @@ import re
 
 from pydantic import ValidationError
 
-from .load import Persona
+from .load import Beat, FactSheet, Persona
 from .review import Reply
 
 FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
@@ -62,7 +62,59 @@ def normalise_quote(quote: str) -> str:
     return "\n\n".join(" ".join(p.split()) for p in paragraphs)
 
 
-def quote_problems(persona: Persona, quote: str) -> list[str]:
+# Product names a quote may use without a fact sheet's help: mixed case (vLLM, OpenRouter), a name with a
+# version or size (Phi-4, Qwen2.5, GPT-4o), a library file name (llama.cpp), or a capitalised word inside a
+# sentence (Groq, Together, Streamlit).
+_MIXED = re.compile(r"\b[A-Za-z]*[a-z][A-Z][\w.-]*|\b[A-Z]{2,}[a-z][\w.-]*")
+_VERSIONED = re.compile(r"\b[A-Za-z][A-Za-z]*-?\d[\w.]*\b")
+_FILE_NAME = re.compile(r"\b[a-z]+\.(?:cpp|js|py|ai|rs)\b")
+_INNER_CAPITAL = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]{2,}(?: [A-Z][a-z]+)*")
+_NOT_PRODUCTS = frozenset({"The", "This", "That", "What", "When", "If", "It", "Its", "And", "But", "For", "Apache",
+                           "Python", "English", "European", "American", "British", "January", "February", "March",
+                           "April", "May", "June", "July", "August", "September", "October", "November", "December"})
+
+
+def named_products(quote: str, sheet: FactSheet | None = None) -> set[str]:
+    """Products (or makers) a quote names besides the tool itself: the fact sheet's competitors first."""
+    own = {word.lower() for word in re.findall(r"[\w.]+", sheet.name)} if sheet else set()
+    found: set[str] = set()
+    lowered = quote.lower()
+    for competitor in sheet.competitors if sheet else []:
+        head = re.split(r"\s+(?:and|or)\s+|\s*[(,]", competitor)[0].strip()
+        first = head.split()[0] if head else ""
+        if head.lower() in lowered or (len(first) >= 3 and re.search(rf"\b{re.escape(first.lower())}\b", lowered)):
+            found.add(first.lower())
+    for pattern in (_MIXED, _VERSIONED, _FILE_NAME, _INNER_CAPITAL):
+        for match in pattern.finditer(quote):
+            name = match.group(0).strip(".-")
+            first = name.split()[0]
+            if first in _NOT_PRODUCTS or first.lower() in own or re.fullmatch(r"\d+[A-Za-z]?", first):
+                continue
+            if re.fullmatch(r"[A-Za-z]+-?\d+(?:s|st|nd|rd|th|x|[kKmMbB])?", first) and first[0].islower():
+                continue  # a quantity such as 24b or 5x, not a name
+            found.add(first.lower())
+    return found
+
+
+def beat_hit(beat: Beat, quote: str, sheet: FactSheet | None = None) -> bool:
+    """Whether the quote makes this beat's point: its patterns, its ``together`` groups, or named products."""
+    if any(re.search(p, quote, re.IGNORECASE) for p in beat.patterns):
+        return True
+    if beat.together and all(any(re.search(p, quote, re.IGNORECASE) for p in group) for group in beat.together):
+        return True
+    return bool(beat.products) and len(named_products(quote, sheet)) >= beat.products and \
+        any(re.search(p, quote, re.IGNORECASE) for p in beat.placing or [r"."])
+
+
+def missing_beat(beat: Beat) -> str:
+    """What a quote lacks, said so a model can fix it: the point, and the signpost that opens it."""
+    point = beat.ask.rstrip(".")
+    point = point[0].lower() + point[1:]
+    opener = f'; open a sentence with "{beat.signpost}"' if beat.signpost else ""
+    return f"no sentence does this: {point}{opener}"
+
+
+def quote_problems(persona: Persona, quote: str, sheet: FactSheet | None = None) -> list[str]:
     """Every rule the quote breaks, in words the model can act on; empty when it passes."""
     problems: list[str] = []
     if not quote:
@@ -76,21 +128,23 @@ def quote_problems(persona: Persona, quote: str) -> list[str]:
     words = len(quote.split())
     if not persona.min_words <= words <= persona.max_words:
         problems.append(f"the quote has {words} words; it must have {persona.min_words} to {persona.max_words}")
-    hit = [any(re.search(p, quote, re.IGNORECASE) for p in beat.patterns) for beat in persona.beats]
+    hit = [beat_hit(beat, quote, sheet) for beat in persona.beats]
     for beat, ok in zip(persona.beats, hit, strict=True):
         if beat.required and not ok:
-            problems.append(f"the quote misses the {beat.name} beat: {beat.ask}")
+            problems.append(missing_beat(beat))
     if sum(hit) < persona.min_beats:
-        missing = ", ".join(b.name for b, ok in zip(persona.beats, hit, strict=True) if not ok)
-        problems.append(f"the quote hits {sum(hit)} of the {persona.lens} beats and needs {persona.min_beats}; "
-                        f"missing: {missing}")
+        missing = [beat for beat, ok in zip(persona.beats, hit, strict=True) if not ok and not beat.required]
+        if missing:
+            problems.append(f"the quote makes {sum(hit)} of the {persona.lens}'s points and needs "
+                            f"{persona.min_beats}; add " + ("one of these" if len(missing) > 1 else "this") + ": "
+                            + "; ".join(missing_beat(beat).removeprefix("no sentence does this: ") for beat in missing))
     return problems
 
 
-def validate_reply(persona: Persona, text: str | None) -> Reply:
+def validate_reply(persona: Persona, text: str | None, sheet: FactSheet | None = None) -> Reply:
     reply = parse_reply(text)
     quote = normalise_quote(reply.quote)
-    problems = quote_problems(persona, quote)
+    problems = quote_problems(persona, quote, sheet)
     if problems:
         raise NeedsReask(problems)
     return Reply(verdict=reply.verdict, quote=quote)

@@ -159,7 +159,7 @@ def test_published_quotes_draft_without_reask(fake: FakeChatServer, draft, proje
 def test_quotes_hitting_no_beat_fail_the_draft(fake: FakeChatServer, draft, project: Path) -> None:
     fake.responder = offbeat
     run = draft("hf-inference-providers", "mistral-3-small")
-    assert run.code == 4 and "misses the" in run.err
+    assert run.code == 4 and "no sentence does this:" in run.err
     assert page_of(project, "hf-inference-providers", "mistral-3-small").count("**Missing ") == 8
     assert len(fake.history) == 8 * 3
 
