@@ -6,7 +6,8 @@ TOOL_A ?= hf-inference-providers
 TOOL_B ?= mistral-3-small
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install draft prompts preview log stale refresh pin browser test lint bench clean
+
+.PHONY: calibrate install draft prompts preview log stale refresh pin browser test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -52,6 +53,10 @@ pin: install
 
 # Every test tier: with VERDICTS_REQUIRE_ALL_TIERS=1 a test that needs a missing asset (Chromium, the local model,
 # the reference pages) fails instead of being skipped. ARGS goes to pytest, e.g. ARGS='-k fallback'.
+# How the lens checks judge the labelled quotes in tests/calibration/ (per lens, accepted/refused per label).
+calibrate: install
+	$(PY) -m pipeline calibrate $(ARGS)
+
 test: install browser
 	VERDICTS_REQUIRE_ALL_TIERS=1 $(PY) -m pytest $(ARGS)
 

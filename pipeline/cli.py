@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     _request_flags(acc)
     acc.add_argument("--pr-body", type=Path, metavar="FILE", help=argparse.SUPPRESS)
 
+    cal = commands.add_parser("calibrate", help="how the lens checks judge the labelled quote corpus",
+                              description="Check every quote of the calibration corpus against the personas and print, "
+                              "per lens, how many of each label were accepted or refused. Exit 1 when a label "
+                              "misses its target.")
+    cal.add_argument("--corpus", type=Path, default=Path("tests/calibration"), help="the corpus directory")
+    cal.add_argument("--misses", type=int, default=10, help="how many misjudged quotes to show")
+
     f = commands.add_parser("forget", help="drop the cached reviews of drafts or tools",
                             description="Drop the cached reviews of drafts (the reviews their sidecars record) or of "
                             "tools (every cached review of the tool that a draft records or a draft would ask for "
@@ -129,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
 COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
-            "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept"}
+            "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept", "calibrate": "calibrate"}
 
 
 def run(args: argparse.Namespace) -> int:
