@@ -15,7 +15,7 @@ from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
-from .report import run_report
+from .report import facts_to_check, run_report
 from .review import Review
 from .session import ReviewSession
 from .settings import Settings, settings_for
@@ -29,6 +29,7 @@ class DraftResult:
     seconds: float
     fallbacks: list[str] = field(default_factory=list)  # quotes a fallback wrote: "<lens> on <slug> by <model>"
     missing: list[GaveUpOnReply] = field(default_factory=list)  # quotes left as placeholders
+    flags: dict[str, list[str]] = field(default_factory=dict)  # claims the fact sheets do not support, by section
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
@@ -59,10 +60,11 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         refuse_to_overwrite(path, page.text, record)
     write_atomic(path, page.text)
     keep = {name: record.sections[name] for name in pinned} if record else {}
-    write_record(path, build_record(project.inputs, tools, community, page, jobs, reviews, project.environment,
-                                    keep, pinned))
+    record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep, pinned)
+    write_record(path, record)
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
-    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing)
+    flags = {name: section.flags for name, section in record.sections.items() if section.flags}
+    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags)
 
 
 def command(root: Path, args: Namespace) -> Outcome:
@@ -75,14 +77,15 @@ def command(root: Path, args: Namespace) -> Outcome:
              f"tokens, {drafted.seconds:.1f} s"]
     if drafted.fallbacks:
         lines.append(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
+    lines += run_report(s, drafted.seconds, settings) + facts_to_check(drafted.flags)
     if not drafted.missing:
-        return Outcome(lines + run_report(s, drafted.seconds, settings))
+        return Outcome(lines)
     name = drafted.path.stem
     errors = [f"{exc.message}; the page has a placeholder for it" for exc in drafted.missing]
     errors.append(f"{plural(len(drafted.missing), 'quote')} missing: `python -m pipeline accept {name} SECTION` "
                   f"takes a kept reply as it is; `python -m pipeline refresh {name}` asks again for the missing "
                   "ones only")
-    return Outcome(lines + run_report(s, drafted.seconds, settings), REPLY_INVALID, errors)
+    return Outcome(lines, REPLY_INVALID, errors)
 
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:

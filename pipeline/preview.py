@@ -78,6 +78,7 @@ class Block:
 
     tokens: list[Token]
     kind: str = field(init=False)
+    marks: tuple[str, ...] = ()  # claims the fact sheet does not support: highlighted for the editor to check
 
     def __post_init__(self) -> None:
         self.kind = self.tokens[0].type.removesuffix("_open")
@@ -96,7 +97,11 @@ class Block:
         return any(c.type == "span_open" for t in self.tokens if t.type == "inline" for c in t.children or [])
 
     def html(self) -> Markup:
-        return Markup(_MD.renderer.render(self.tokens, _MD.options, {}))  # noqa: S704 (markdown-it escapes)
+        html = _MD.renderer.render(self.tokens, _MD.options, {})
+        for claim in self.marks:  # markdown-it escaped the text; the claim is matched in its escaped form
+            shown = str(escape(claim))
+            html = html.replace(shown, f'<mark class="check" title="Not in the fact sheet: check it">{shown}</mark>', 1)
+        return Markup(html)  # noqa: S704 (markdown-it escapes)
 
 
 @dataclass
@@ -260,6 +265,7 @@ class Column:
     section: str
     items: list[Item]
     after: list[Item] = field(default_factory=list)  # frame text right after the section, before the next one
+    flags: list[str] = field(default_factory=list)  # the quote's claims the fact sheet does not support
 
 
 @dataclass
@@ -366,8 +372,12 @@ def sectioned(record: Record, text: str) -> list[Part]:
 
     def column(kind: str, name: str, start: int, end: int) -> Column:
         shown = items(start, end, name)
+        flags = list(record.sections[name].flags) if name in record.sections else []
+        for item in shown:
+            if isinstance(item, Block):
+                item.marks = tuple(flags)
         # Frame text between the row's two sections sits under the one it follows: in reading order, in place.
-        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name))
+        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name), flags)
 
     rows = []
     for kind in kinds:

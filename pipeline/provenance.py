@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .assemble import Page
 from .errors import InputError, explain
+from .facts import unsupported_claims
 from .load import SLUG, FactSheet, Persona
 from .render import template_fingerprint
 from .review import Job, Review, card_id, parse_section
@@ -45,6 +46,7 @@ class Section(BaseModel):
     # What the environment and command line chose when the quote was generated (backend, server, overridden
     # settings): ``stale`` plans with these, so its answer does not depend on the shell it runs in.
     environment: dict[str, Any] = {}
+    flags: list[str] = []  # the quote's checkable claims the fact sheet does not support, for the editor
     missing: str = ""  # the review the model never got right: why (the quote is a placeholder)
     kept: str = ""  # where its last reply is kept, for ``accept``
 
@@ -196,7 +198,8 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], community: dict[st
         sections[name] = Section(lines=page.spans[name], inputs=inputs.job(job), key=job.key, verdict=review.verdict,
                                  quote=review.quote, model=review.model, provider=review.provider,
                                  fallback=review.fallback, settings=job.target.settings(), environment=environment,
-                                 missing=review.missing, kept=review.kept)
+                                 missing=review.missing, kept=review.kept,
+                                 flags=[] if review.missing else unsupported_claims(review.quote, job.sheet))
     for name, old in keep.items():  # a pinned card
         if name in sections and not old.key:
             sections[name] = old.model_copy(update={"lines": page.spans[name]})

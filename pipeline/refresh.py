@@ -21,7 +21,7 @@ from .errors import CONFLICT, OK, GaveUpOnReply, InputError, Outcome, plural
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, merge
 from .project import Project
 from .provenance import build_record, write_record
-from .report import run_report
+from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
@@ -39,6 +39,7 @@ class DraftChange:
     released: list[str] = field(default_factory=list)  # pins on sections that no longer exist (persona removed)
     broken: str = ""  # why this draft was not refreshed
     unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
+    flags: dict[str, list[str]] = field(default_factory=dict)  # new quotes' claims the fact sheet does not support
     written: bool = False
 
     def outcome(self, section: str) -> str:
@@ -136,8 +137,11 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     # Quotes not regenerated keep what they were made from, the environment included.
     keep = {name: old for name, old in record.sections.items()
             if name in pinned or (old.key and name in theirs.spans and name not in regenerated)}
-    write_record(status.path, build_record(project.inputs, status.tools, community, theirs, jobs, reviews,
-                                           project.environment, keep, pinned))
+    record = build_record(project.inputs, status.tools, community, theirs, jobs, reviews, project.environment, keep,
+                          pinned)
+    write_record(status.path, record)
+    change.flags = {name: record.sections[name].flags for name in sorted(regenerated)
+                    if name in record.sections and record.sections[name].flags}
     return change
 
 
@@ -179,6 +183,10 @@ def pr_body(result: RefreshResult, project: Project) -> str:
         lines += [f"### `{project.shown(change.path)}`", "", "| Section | Why | Result |", "| --- | --- | --- |"]
         lines += [f"| {describe_section(s.section)} | {'; '.join(s.reasons)} | {change.outcome(s.section)} |"
                   for s in change.stale]
+        if change.flags:
+            lines += ["", "Facts to check: the new quotes say these, the fact sheet does not:", ""]
+            lines += [f"- {describe_section(name)}: {', '.join(f'`{c}`' for c in claims)}"
+                      for name, claims in change.flags.items()]
         if change.pinned:
             lines += ["", "Pinned, left as they are: " + ", ".join(describe_section(s) for s in change.pinned) + "."]
         if change.released:
@@ -203,6 +211,7 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
         state = "rewritten" if change.written else "unchanged on disk"
         lines.append(f"{project.shown(change.path)}: {plural(len(change.stale), 'stale section')}, {state}")
         lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]
+    lines += facts_to_check({name: claims for change in result.changes for name, claims in change.flags.items()})
     lines += [f"missing: {exc.message}; the page has a placeholder for it" for exc in result.missing]
     for path, found in sorted(result.unresolved.items()):
         lines += [f"{project.shown(path)}: unresolved conflict at line {c.start + 1}, {c.what}: {RESOLVE}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .costs import Forecast, Stats, money
+from .review import describe_section
 from .settings import Settings
 
 
@@ -38,3 +39,11 @@ def forecast_lines(result: Forecast, settings: Settings) -> list[str]:
     if result.unpriced:
         lines.append("  no price for " + ", ".join(result.unpriced) + ": add it to [tool.verdicts.prices]")
     return lines
+
+
+def facts_to_check(flags: dict[str, list[str]]) -> list[str]:
+    """Claims in the new quotes that their fact sheets do not support: the editor verifies them (no re-ask)."""
+    if not flags:
+        return []
+    return ["Facts to check (the quotes say them, the fact sheets do not):",
+            *(f"  {describe_section(name)}: {', '.join(claims)}" for name, claims in flags.items())]

@@ -66,34 +66,43 @@ def normalise_quote(quote: str) -> str:
 # version or size (Phi-4, Qwen2.5, GPT-4o), a library file name (llama.cpp), or a capitalised word inside a
 # sentence (Groq, Together, Streamlit).
 _MIXED = re.compile(r"\b[A-Za-z]*[a-z][A-Z][\w.-]*|\b[A-Z]{2,}[a-z][\w.-]*")
-_VERSIONED = re.compile(r"\b[A-Za-z][A-Za-z]*-?\d[\w.]*\b")
+_VERSIONED = re.compile(r"(?<![-/\w.])[A-Za-z][A-Za-z]*-?\d[\w.]*\b")
 _FILE_NAME = re.compile(r"\b[a-z]+\.(?:cpp|js|py|ai|rs)\b")
 _INNER_CAPITAL = re.compile(r"(?<=[a-z,;] )[A-Z][a-z]{2,}(?: [A-Z][a-z]+)*")
 _NOT_PRODUCTS = frozenset({"The", "This", "That", "What", "When", "If", "It", "Its", "And", "But", "For", "Apache",
+                           "Enterprise", "Pro", "Team", "Teams", "Cloud", "Free", "Open", "Instruct", "Chat",
                            "Python", "English", "European", "American", "British", "January", "February", "March",
                            "April", "May", "June", "July", "August", "September", "October", "November", "December"})
 
 
-def named_products(quote: str, sheet: FactSheet | None = None) -> set[str]:
-    """Products (or makers) a quote names besides the tool itself: the fact sheet's competitors first."""
+def product_mentions(quote: str, sheet: FactSheet | None = None) -> dict[str, str]:
+    """Products (or makers) a quote names besides the tool itself, the fact sheet's competitors first: each
+    by its first word in lower case (one product however it is written), with the name as the quote gives it."""
     own = {word.lower() for word in re.findall(r"[\w.]+", sheet.name)} if sheet else set()
-    found: set[str] = set()
+    found: dict[str, str] = {}
     lowered = quote.lower()
     for competitor in sheet.competitors if sheet else []:
         head = re.split(r"\s+(?:and|or)\s+|\s*[(,]", competitor)[0].strip()
         first = head.split()[0] if head else ""
         if head.lower() in lowered or (len(first) >= 3 and re.search(rf"\b{re.escape(first.lower())}\b", lowered)):
-            found.add(first.lower())
+            found.setdefault(first.lower(), head)
     for pattern in (_MIXED, _VERSIONED, _FILE_NAME, _INNER_CAPITAL):
         for match in pattern.finditer(quote):
-            name = match.group(0).strip(".-")
+            name = re.sub(r"-(style|compatible|like|based|native|first)$", "", match.group(0).strip(".-"))
             first = name.split()[0]
+            if re.fullmatch(r"[A-Z]{2,}s", first):
+                continue  # an acronym's plural (APIs, GPUs), not a name
             if first in _NOT_PRODUCTS or first.lower() in own or re.fullmatch(r"\d+[A-Za-z]?", first):
                 continue
             if re.fullmatch(r"[A-Za-z]+-?\d+(?:s|st|nd|rd|th|x|[kKmMbB])?", first) and first[0].islower():
                 continue  # a quantity such as 24b or 5x, not a name
-            found.add(first.lower())
+            found.setdefault(first.lower(), name)
     return found
+
+
+def named_products(quote: str, sheet: FactSheet | None = None) -> set[str]:
+    """How many different products a quote names besides the tool, as their keys."""
+    return set(product_mentions(quote, sheet))
 
 
 def beat_hit(beat: Beat, quote: str, sheet: FactSheet | None = None) -> bool:
