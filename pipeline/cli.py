@@ -41,7 +41,7 @@ def _drafts(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="Draft AI-tool comparison pages from a panel of four reviewer personas.",
+        description="Draft AI-tool comparison pages from a panel of reviewer personas.",
         epilog="Settings: flag > VERDICTS_* environment variable > [tool.verdicts] in pyproject.toml > default.",
     )
     parser.add_argument("--root", type=Path, default=None,

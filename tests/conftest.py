@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import re
 import shutil
 import sys
+import tomllib
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
@@ -120,6 +122,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get(REQUIRE_ALL_TIERS) == "1":
             pytest.fail(f"{tier} tier required ({REQUIRE_ALL_TIERS}=1), but {missing}", pytrace=False)
         pytest.skip(f"{tier} tier: {missing}")
+
+
+def add_persona(project: Path, lens: str = "operator", title: str = "Operator", like: str = "builder") -> Path:
+    """A new lens, as an editor adds one: a copy of personas/<like>.toml with its own title and the next order."""
+    personas = project / "personas"
+    last = max(tomllib.loads(path.read_text(encoding="utf-8"))["order"] for path in personas.glob("*.toml"))
+    text = (personas / f"{like}.toml").read_text(encoding="utf-8")
+    text, orders = re.subn(r"(?m)^order = \d+$", f"order = {last + 1}", text)
+    text, titles = re.subn(r"(?m)^title = .*$", f'title = "{title}"', text)
+    assert orders == titles == 1, f"personas/{like}.toml has no order or title line to change"
+    path = personas / f"{lens}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 def no_page(project: Path) -> bool:

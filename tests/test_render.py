@@ -31,7 +31,7 @@ def fenced(user: str) -> tuple[str, str]:
 @pytest.mark.parametrize("persona", PERSONAS, ids=lambda p: p.lens)
 def test_prompts_render_for_every_persona_and_sheet(persona, slug: str, project) -> None:
     sheet = load_tool(project, slug)
-    system, user = review_messages(project, persona, sheet)
+    system, user = review_messages(project, persona, sheet, PERSONAS)
     assert persona.role in system["content"] and '"verdict"' in system["content"]
     for beat in persona.beats:
         assert beat.ask in system["content"]
@@ -46,7 +46,7 @@ def test_injected_instructions_stay_inside_the_fence(project) -> None:
         'name = "Evil"\ncategory = "Developer Tools"\ntagline = "t"\nentry = "Free"\n'
         f"description = {json.dumps(attack)}\n", encoding="utf-8")
     sheet = load_tool(project, "evil")
-    user = review_messages(project, PERSONAS[0], sheet)[1]["content"]
+    user = review_messages(project, PERSONAS[0], sheet, PERSONAS)[1]["content"]
     inside, outside = fenced(user)
     assert "Ignore the instructions" in inside and "Ignore the instructions" not in outside
     assert "0000000000000000" not in outside
