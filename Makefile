@@ -6,7 +6,7 @@ TOOL_A ?= hf-inference-providers
 TOOL_B ?= mistral-3-small
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
-.PHONY: install draft prompts preview log stale refresh pin browser test lint bench clean
+.PHONY: install draft prompts preview log stale refresh pin check browser test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -49,6 +49,11 @@ refresh: install
 # make pin DRAFT=outputs/a-vs-b.md SECTION=skeptic:b (UNPIN=1 releases it)
 pin: install
 	$(PY) -m pipeline pin $(DRAFT) $(SECTION) $(if $(UNPIN),--unpin)
+
+# The editorial files as they are: every fact sheet and persona loads, every template renders against them, every
+# quote in outputs/ still passes its lens. Sends nothing, needs no token; exit 2 lists every problem.
+check: install
+	$(PY) -m pipeline check
 
 # Every test tier: with VERDICTS_REQUIRE_ALL_TIERS=1 a test that needs a missing asset (Chromium, the local model,
 # the reference pages) fails instead of being skipped. ARGS goes to pytest, e.g. ARGS='-k fallback'.
