@@ -69,22 +69,24 @@ def load_everything(root: Path, problems: list[str]) -> tuple[Settings | None, d
 
 def render_everything(project: Project, sheets: dict[str, FactSheet]) -> list[str]:
     """Render every prompt for every persona and fact sheet, and the page for every fact sheet, as ``draft`` does
-    before its first request. A broken template fails the same way every time: it is reported once."""
+    before its first request. A broken template fails the same way every time: each is reported once."""
     root, personas = project.root, project.personas
-    try:
-        project.plan(list(sheets))
-        for persona in personas:
-            reask_message(root, persona, ["placeholder problem"])
-        slugs = list(sheets) + list(PLACEHOLDERS)[: max(0, 2 - len(sheets))]
-        every = {**PLACEHOLDERS, **sheets}
-        for slug_a, slug_b in zip(slugs, slugs[1:], strict=False):  # every fact sheet on a page at least once
-            pair = {slug_a: every[slug_a], slug_b: every[slug_b]}
-            placeholder = {section_id(p.lens, slug): Review(p.lens, slug, "ship", "x", "")
-                           for p in personas for slug in pair}
-            assemble(root, personas, pair, placeholder)
-    except InputError as error:
-        return problem_lines(error, root)
-    return []
+    slugs = list(sheets) + list(PLACEHOLDERS)[: max(0, 2 - len(sheets))]
+    every = {**PLACEHOLDERS, **sheets}
+    pairs = [{a: every[a], b: every[b]} for a, b in zip(slugs, slugs[1:], strict=False)]  # every sheet on a page
+    stages = [
+        lambda: project.plan(list(sheets)),  # system.j2 and user.j2
+        lambda: [reask_message(root, persona, ["placeholder problem"]) for persona in personas],
+        lambda: [assemble(root, personas, pair, {section_id(p.lens, slug): Review(p.lens, slug, "ship", "x", "")
+                                                 for p in personas for slug in pair}) for pair in pairs],
+    ]
+    problems: list[str] = []
+    for stage in stages:
+        try:
+            stage()
+        except InputError as error:
+            problems += problem_lines(error, root)
+    return problems
 
 
 def shown_quotes(record: Record, lines: list[str]) -> dict[str, str]:

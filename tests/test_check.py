@@ -105,6 +105,15 @@ def test_check_renders_every_template(project: Path, capsys, template: str, old:
     assert len(run.out.splitlines()) == 2, "a broken template is reported once, not once per persona and sheet"
 
 
+def test_every_broken_template_is_reported(project: Path, capsys) -> None:
+    for template, old, new in (("system.j2", "{{ persona.role }}", "{{ persona.rol }}"),
+                               ("page.md.j2", "{{ card.sheet.name | md }}", "{{ card.votes }}")):
+        path = project / "prompts" / template
+        path.write_text(path.read_text().replace(old, new, 1))
+    run = check(project, capsys)
+    assert run.code == 2 and "prompts/system.j2: " in run.out and "prompts/page.md.j2: " in run.out, run.out
+
+
 def test_check_renders_the_page_with_a_single_fact_sheet(project: Path, capsys) -> None:
     for path in (project / "tools").glob("*.toml"):
         if path.stem != A:
