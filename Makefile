@@ -7,7 +7,7 @@ TOOL_B ?= mistral-3-small
 export HF_HUB_DISABLE_TELEMETRY ?= 1
 
 
-.PHONY: calibrate install draft prompts preview log stale refresh pin browser test lint bench clean
+.PHONY: calibrate install draft prompts preview log stale refresh pin check browser test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -51,13 +51,18 @@ refresh: install
 pin: install
 	$(PY) -m pipeline pin $(DRAFT) $(SECTION) $(if $(UNPIN),--unpin)
 
+# The editorial files as they are: every fact sheet and persona loads, every template renders against them, every
+# quote in outputs/ still passes its lens. Sends nothing, needs no token; exit 2 lists every problem.
+check: install
+	$(PY) -m pipeline check
+
 # Every test tier: with VERDICTS_REQUIRE_ALL_TIERS=1 a test that needs a missing asset (Chromium, the local model,
 # the reference pages) fails instead of being skipped. ARGS goes to pytest, e.g. ARGS='-k fallback'.
 # How the lens checks judge the labelled quotes in tests/calibration/ (per lens, accepted/refused per label).
 calibrate: install
 	$(PY) -m pipeline calibrate $(ARGS)
 
-test: install browser
+test: install browser check
 	VERDICTS_REQUIRE_ALL_TIERS=1 $(PY) -m pytest $(ARGS)
 
 lint: install

@@ -41,7 +41,7 @@ def _drafts(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="Draft AI-tool comparison pages from a panel of four reviewer personas.",
+        description="Draft AI-tool comparison pages from a panel of reviewer personas.",
         epilog="Settings: flag > VERDICTS_* environment variable > [tool.verdicts] in pyproject.toml > default.",
     )
     parser.add_argument("--root", type=Path, default=None,
@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="outputs/<a>-vs-<b>.md, <a>-vs-<b>, or a tool slug")
     f.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
 
+    commands.add_parser("check", help="validate the editorial files: sheets, personas, templates, quotes",
+                        description="Check the project's editorial files as they are now: every fact sheet and "
+                        "persona loads (each bad file is reported), every template renders against them, and every "
+                        "quote in a draft under outputs/ still passes its lens's rules. Sends nothing and needs no "
+                        "token. Exit 2 when anything fails, 0 when all is good.")
+
     p = commands.add_parser("pin", help="pin sections of a draft so refresh never touches them",
                             description="Pin (or with --unpin, release) sections of a draft. A section is card:<slug> "
                             "or <lens>:<slug>, e.g. card:ollama or skeptic:ollama.")
@@ -136,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
 COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
-            "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept", "calibrate": "calibrate"}
+            "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept", "calibrate": "calibrate",
+            "check": "check"}
 
 
 def run(args: argparse.Namespace) -> int:

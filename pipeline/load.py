@@ -206,26 +206,33 @@ def load_tool(root: Path, slug: str, what: str = "tool") -> FactSheet:
     return sheet
 
 
+def persona_paths(root: Path) -> list[Path]:
+    """The persona files: every one is a lens of the panel."""
+    return sorted((root / "personas").glob("*.toml"))
+
+
+def load_persona(path: Path) -> Persona:
+    """One persona file; its lens is the file's name."""
+    if not SLUG.fullmatch(path.stem):
+        raise InputError(path, None, "persona file names must be lowercase letters, digits and '-'")
+    data = read_toml(path)
+    problems: list[tuple[str | None, str]] = []
+    if "lens" in data:
+        problems.append(("lens", "is taken from the file name; remove the key"))
+        data = {key: value for key, value in data.items() if key != "lens"}
+    smallest, largest = (data.get(key, Persona.model_fields[key].default) for key in ("min_words", "max_words"))
+    if type(smallest) is int and type(largest) is int and smallest > largest:
+        problems.append(("min_words", "is larger than max_words"))
+    persona: Persona = _validated(Persona, path, data, problems, allowed=PERSONA_KEYS)
+    return persona.model_copy(update={"lens": path.stem})
+
+
 def load_personas(root: Path) -> list[Persona]:
     """Every persona under personas/, in panel order."""
-    paths = sorted((root / "personas").glob("*.toml"))
+    paths = persona_paths(root)
     if not paths:
         raise InputError(root / "personas", None, "no persona files found")
-    personas: list[Persona] = []
-    for path in paths:
-        if not SLUG.fullmatch(path.stem):
-            raise InputError(path, None, "persona file names must be lowercase letters, digits and '-'")
-        data = read_toml(path)
-        problems: list[tuple[str | None, str]] = []
-        if "lens" in data:
-            problems.append(("lens", "is taken from the file name; remove the key"))
-            data = {key: value for key, value in data.items() if key != "lens"}
-        smallest, largest = (data.get(key, Persona.model_fields[key].default) for key in ("min_words", "max_words"))
-        if type(smallest) is int and type(largest) is int and smallest > largest:
-            problems.append(("min_words", "is larger than max_words"))
-        persona: Persona = _validated(Persona, path, data, problems, allowed=PERSONA_KEYS)
-        personas.append(persona.model_copy(update={"lens": path.stem}))
-    personas.sort(key=lambda p: p.order)
+    personas = sorted((load_persona(path) for path in paths), key=lambda p: p.order)
     for before, after in zip(personas, personas[1:], strict=False):
         if before.order == after.order:
             raise InputError(root / "personas" / f"{after.lens}.toml", "order",

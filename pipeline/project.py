@@ -161,7 +161,7 @@ class Project:
         if name not in self._jobs:
             persona = self.persona(lens)
             targets = targets_for(self.backend, self.settings, persona)
-            messages = review_messages(self.root, persona, self.tool(slug))
+            messages = review_messages(self.root, persona, self.tool(slug), self.personas)
             self._jobs[name] = Job(persona, slug, self.tool(slug), targets[0], messages,
                                    review_key(targets[0], messages), targets[1:])
         return self._jobs[name]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,15 @@ def cell(text: str) -> str:
     return md(text).replace("|", "\\|")
 
 
+NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def counted(count: int, noun: str) -> str:
+    """``five reviewers``, ``one reviewer``: a count in words for prose (digits above ten), with its noun."""
+    word = NUMBER_WORDS[count] if 0 <= count < len(NUMBER_WORDS) else str(count)
+    return f"{word} {noun if count == 1 else noun + 's'}"
+
+
 @lru_cache(maxsize=8)
 def _environment(prompts: Path) -> jinja2.Environment:
     env = jinja2.Environment(
@@ -41,7 +51,7 @@ def _environment(prompts: Path) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md=md, cell=cell)
+    env.filters.update(md=md, cell=cell, counted=counted)
     return env
 
 
@@ -71,13 +81,15 @@ def fence_for(text: str) -> str:
     return f"=====FACT-SHEET-{digest[:16]}====="
 
 
-def review_messages(root: Path, persona: Persona, sheet: FactSheet, year: int | None = None) -> list[Message]:
-    """``year``: the year the prompt says it is (a time frame such as "within 12 months" needs a today). Only the
-    year, so a prompt, and so every review, goes stale once a year rather than every day."""
+def review_messages(root: Path, persona: Persona, sheet: FactSheet, panel: Sequence[Persona],
+                    year: int | None = None) -> list[Message]:
+    """The review's prompt. ``panel``: every persona in panel order, so the prompt says how many reviewers sit
+    on it (the persona files decide, not the template). ``year``: the year the prompt says it is (a time frame
+    such as "within 12 months" needs a today); only the year, so every review goes stale once a year, not daily."""
     data = sheet_json(sheet)
     year = year or date.today().year
     return [
-        {"role": "system", "content": render(root, "system.j2", persona=persona, year=year)},
+        {"role": "system", "content": render(root, "system.j2", persona=persona, panel=list(panel), year=year)},
         {"role": "user", "content": render(root, "user.j2", persona=persona, sheet=sheet,
                                            sheet_json=data, fence=fence_for(data))},
     ]

@@ -23,9 +23,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT.parent / "shared" / "reference"
-PANEL = ["builder", "skeptic", "buyer", "futurist"]
+# The lenses of the published reference pages, in their order. The pages name no lens, so this is how their
+# quotes are told apart; it is a fact about those two pages, not the project's panel, which personas/ sets.
+REFERENCE_PANEL = ("builder", "skeptic", "buyer", "futurist")
 
-# Valid quotes in our own words, one per lens, hitting every beat; {name} is the tool's name.
+# Valid quotes in our own words, one per lens of the test project, hitting every beat; {name} is the tool's name.
+# A lens without its own (a persona added by a test, say) gets the builder's: a persona copied from builder.toml
+# passes with it.
 SYNTHETIC = {
     "builder": (
         "The core primitive of {name} is small enough to hold in your head, and that is the point. The DX bet is "
@@ -82,7 +86,7 @@ def reference_quotes(directory: Path = REFERENCE_DIR) -> dict[tuple[str, str], s
         name_a, name_b = lines[1].split(" vs ")
         found = [line.strip()[1:-1] for line in lines if line.startswith("“")]
         for index, quote in enumerate(found):
-            quotes[(PANEL[index // 2], (name_a, name_b)[index % 2])] = quote
+            quotes[(REFERENCE_PANEL[index // 2], (name_a, name_b)[index % 2])] = quote
     return quotes
 
 
@@ -118,10 +122,14 @@ def offbeat(request: dict[str, Any]) -> str:
 
 
 def reference(quotes: dict[tuple[str, str], str] | None = None) -> Callable[[dict[str, Any]], str]:
+    """The published quote for the lens and tool; a lens the reference pages lack gets the synthetic quote."""
     quotes = reference_quotes() if quotes is None else quotes
 
     def answer(request: dict[str, Any]) -> str:
-        return json.dumps({"verdict": "ship", "quote": quotes[lens_and_tool(request)]})
+        lens, tool = lens_and_tool(request)
+        if lens not in REFERENCE_PANEL:
+            return synthetic(request)
+        return json.dumps({"verdict": "ship", "quote": quotes[(lens, tool)]})
     return answer
 
 
@@ -275,9 +283,11 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply (default: 0)")
     parser.add_argument("--mode", choices=["synthetic", "attentive", "reference", "offbeat"], default="synthetic",
                         help="how every request is answered (default: synthetic):\n"
-                        "  synthetic  a valid quote in our own words per lens, hitting every beat\n"
+                        "  synthetic  a valid quote in our own words per lens, hitting every beat (an unknown\n"
+                        "             lens gets the builder's)\n"
                         "  attentive  like synthetic, citing the fact sheet's entry: a changed sheet, a changed quote\n"
-                        "  reference  the published quote of the reference pages (only their tools)\n"
+                        "  reference  the published quote of the reference pages (only their tools; a lens they\n"
+                        "             lack gets the synthetic quote)\n"
                         "  offbeat    a fluent quote that hits no beat: re-asked until the draft gives up (exit 4)")
     args = parser.parse_args()
     responder = {"synthetic": synthetic, "attentive": attentive, "offbeat": offbeat}.get(args.mode) or reference()

@@ -11,8 +11,8 @@ import pytest
 
 from tests.fakeserver import (
     OFFBEAT,
-    PANEL,
     REFERENCE_DIR,
+    REFERENCE_PANEL,
     FakeChatServer,
     Scripted,
     offbeat,
@@ -214,7 +214,7 @@ def test_reference_pages_give_a_quote_per_lens_and_tool() -> None:
     expected: set[tuple[str, str]] = set()
     for page in REFERENCE_DIR.glob("*.txt"):
         names = page.read_text(encoding="utf-8").splitlines()[1].split(" vs ")
-        expected |= {(lens, name) for lens in PANEL for name in names}
+        expected |= {(lens, name) for lens in REFERENCE_PANEL for name in names}
     assert reference_quotes().keys() == expected
 
 

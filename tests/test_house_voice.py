@@ -97,3 +97,18 @@ def test_a_persona_edit_that_breaks_calibration_fails_with_the_table(cli, projec
     run = cli("calibrate", "--corpus", str(CORPUS))
     assert run.code == 1 and "calibration FAILS: " in run.out and "skeptic on-beat" in run.out
     assert re.search(r"^skeptic\s+\d+/\d+", run.out, re.MULTILINE), "the per-lens table comes with the failure"
+
+
+def test_check_fails_with_the_table_when_a_persona_edit_breaks_calibration(cli, project: Path) -> None:
+    """`make test` runs `check` first: an editor's persona edit that breaks calibration stops it, with the table."""
+    import shutil
+
+    shutil.copytree(CORPUS, project / "tests" / "calibration")
+    assert cli("check").code == 0
+    skeptic = project / "personas" / "skeptic.toml"
+    text = skeptic.read_text()
+    start = text.index("patterns = ['\\bcategory")
+    skeptic.write_text(text[:start] + "patterns = ['The category is']\n" + text[text.index("required = true", start):])
+    run = cli("check")
+    assert run.code == 2 and "the lens checks no longer hold" in run.out and "skeptic on-beat" in run.out
+    assert re.search(r"^\s+skeptic\s+\d+/\d+", run.out, re.MULTILINE)

@@ -92,11 +92,10 @@ def test_no_backend_configured_says_how_to_pick_one(draft) -> None:
     assert run.code == 3 and "VERDICTS_BASE_URL" in run.err and "HF_TOKEN" in run.err
 
 
-def test_shipped_data_loads(project: Path) -> None:
-    from tests.conftest import ROOT
-
-    sheets = [load_tool(ROOT, path.stem) for path in sorted((ROOT / "tools").glob("*.toml"))]
+def test_the_test_projects_data_loads(project: Path) -> None:
+    """The fixture's own files; the live ones are `python -m pipeline check`'s (tests/test_check.py)."""
+    sheets = [load_tool(project, path.stem) for path in sorted((project / "tools").glob("*.toml"))]
     assert {s.name for s in sheets} >= {"Hugging Face Inference Providers Marketplace", "Mistral 3 Small (24B)",
                                          "Mistral 4B Edge"}
     assert all(isinstance(s, FactSheet) for s in sheets)
-    assert [p.lens for p in load_personas(ROOT)] == ["builder", "skeptic", "buyer", "futurist"]
+    assert [p.lens for p in load_personas(project)] == ["builder", "skeptic", "buyer", "futurist"]

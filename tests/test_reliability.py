@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli import main
-from tests.conftest import no_page
+from tests.conftest import FIXTURE, no_page
 from tests.fakeserver import FakeChatServer, Scripted, lens_and_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,7 +188,7 @@ def toml_value(value: object) -> str:
 @given(data=st.dictionaries(KEYS, VALUE, max_size=8), raw=st.sampled_from(["", "", "key = ", "[table", '"\\q"']))
 def test_generated_fact_sheets_draft_or_fail_clearly(fake: FakeChatServer, project: Path, capsys, data: dict,
                                                      raw: str) -> None:
-    base = tomllib.loads((ROOT / "tools" / f"{B}.toml").read_text())
+    base = tomllib.loads((FIXTURE / "tools" / f"{B}.toml").read_text())
     lines = [f"{json.dumps(k)} = {toml_value(v)}" for k, v in {**base, **data}.items()]
     (project / "tools" / "fuzzed.toml").write_text("\n".join(lines) + "\n" + raw + "\n", encoding="utf-8")
     for output in (project / "outputs").glob("*") if (project / "outputs").exists() else []:
@@ -214,7 +214,7 @@ FALLBACKS = st.lists(st.dictionaries(st.sampled_from(["model", "provider", "modl
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.dictionaries(PERSONA_KEYS, VALUE | FALLBACKS, max_size=4))
 def test_generated_personas_fail_clearly(fake: FakeChatServer, project: Path, capsys, data: dict) -> None:
-    base = tomllib.loads((ROOT / "personas" / "skeptic.toml").read_text())
+    base = tomllib.loads((FIXTURE / "personas" / "skeptic.toml").read_text())
     merged = {**base, **data}
     lines = [f"{k} = {toml_value(v)}" for k, v in merged.items() if k != "beats"]
     beats = merged.get("beats")

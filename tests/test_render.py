@@ -1,4 +1,7 @@
-"""Every template renders against every persona and every shipped fact sheet; fact sheets stay fenced."""
+"""Every template renders against every persona and fact sheet of the test project; fact sheets stay fenced.
+
+(``python -m pipeline check`` renders them against the live editorial files.)
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,10 @@ import pytest
 
 from pipeline.load import load_personas, load_tool
 from pipeline.render import review_messages
-from tests.conftest import ROOT
+from tests.conftest import FIXTURE
 
-PERSONAS = load_personas(ROOT)
-SLUGS = sorted(path.stem for path in (ROOT / "tools").glob("*.toml"))
+PERSONAS = load_personas(FIXTURE)
+SLUGS = sorted(path.stem for path in (FIXTURE / "tools").glob("*.toml"))
 
 
 def fenced(user: str) -> tuple[str, str]:
@@ -26,9 +29,9 @@ def fenced(user: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("slug", SLUGS)
 @pytest.mark.parametrize("persona", PERSONAS, ids=lambda p: p.lens)
-def test_prompts_render_for_every_persona_and_sheet(persona, slug: str) -> None:
-    sheet = load_tool(ROOT, slug)
-    system, user = review_messages(ROOT, persona, sheet)
+def test_prompts_render_for_every_persona_and_sheet(persona, slug: str, project) -> None:
+    sheet = load_tool(project, slug)
+    system, user = review_messages(project, persona, sheet, PERSONAS)
     assert persona.role in system["content"] and '"verdict"' in system["content"]
     for beat in persona.beats:
         assert beat.ask in system["content"]
@@ -43,7 +46,7 @@ def test_injected_instructions_stay_inside_the_fence(project) -> None:
         'name = "Evil"\ncategory = "Developer Tools"\ntagline = "t"\nentry = "Free"\n'
         f"description = {json.dumps(attack)}\n", encoding="utf-8")
     sheet = load_tool(project, "evil")
-    user = review_messages(project, PERSONAS[0], sheet)[1]["content"]
+    user = review_messages(project, PERSONAS[0], sheet, PERSONAS)[1]["content"]
     inside, outside = fenced(user)
     assert "Ignore the instructions" in inside and "Ignore the instructions" not in outside
     assert "0000000000000000" not in outside

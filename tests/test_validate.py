@@ -8,10 +8,10 @@ import pytest
 
 from pipeline.load import load_personas
 from pipeline.validate import NeedsReask, validate_reply
-from tests.conftest import ROOT
+from tests.conftest import FIXTURE
 from tests.fakeserver import OFFBEAT, SYNTHETIC, reference_quotes
 
-PERSONAS = {p.lens: p for p in load_personas(ROOT)}
+PERSONAS = {p.lens: p for p in load_personas(FIXTURE)}  # the test project's; `check` runs the live ones on drafts
 
 
 def reply(quote: str, verdict: str = "ship") -> str:

@@ -1,0 +1,164 @@
+"""The ``check`` command: are the editors' files usable as they are now? Sends nothing and needs no token.
+
+Every fact sheet and persona loads (every bad file is reported, not just the first), every template renders
+against every persona and fact sheet, and every quote in a draft under outputs/, as the draft shows it now, still
+passes its lens's rules. This is what CI runs on the live tools/, personas/ and outputs/; the test suite runs on
+its own fixture project.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from pathlib import Path
+
+from . import calibrate
+from .assemble import assemble
+from .errors import BAD_INPUT, OK, InputError, Outcome, plural
+from .load import SLUG, FactSheet, load_persona, load_personas, load_tool, persona_paths
+from .merge import editor_side, line_owners, unresolved
+from .project import Project, shown
+from .provenance import Record, read_record
+from .render import reask_message
+from .review import FRAME, Review, describe_section, is_card, section_id
+from .settings import Settings, load_settings
+from .validate import normalise_quote, quote_problems
+
+# Pages are rendered for pairs of tools; with fewer than two fact sheets, these stand in for the missing ones.
+PLACEHOLDERS = {slug: FactSheet(name=f"Placeholder {n}", category="Placeholder", tagline="Placeholder",
+                                entry="Free", description="A placeholder fact sheet.")
+                for n, slug in enumerate(("placeholder-a", "placeholder-b"), start=1)}
+
+
+def problem_lines(error: InputError, root: Path) -> list[str]:
+    """One line per problem, each naming the file (relative to the project) and the field."""
+    where = shown(Path(error.file), root)
+    return [f"{where}: {field}: {problem}" if field else f"{where}: {problem}" for field, problem in error.problems]
+
+
+def load_everything(root: Path, problems: list[str]) -> tuple[Settings | None, dict[str, FactSheet], int]:
+    """The settings and every fact sheet that loads, and how many persona files there are; every file that does
+    not load is added to ``problems``."""
+    settings = None
+    try:
+        settings = load_settings(root, env={})  # the repository's settings: the shell's play no part here
+    except InputError as error:
+        problems += problem_lines(error, root)
+    sheets: dict[str, FactSheet] = {}
+    paths = sorted((root / "tools").glob("*.toml"))
+    for path in paths:
+        if not SLUG.fullmatch(path.stem):
+            problems.append(f"{shown(path, root)}: a fact sheet's file name is its slug: lowercase letters, digits "
+                            "and '-', starting with a letter or digit")
+            continue
+        try:
+            sheets[path.stem] = load_tool(root, path.stem)
+        except InputError as error:
+            problems += problem_lines(error, root)
+    personas = persona_paths(root)
+    for path in personas:
+        try:
+            load_persona(path)
+        except InputError as error:
+            problems += problem_lines(error, root)
+    if not problems:
+        try:
+            load_personas(root)  # the panel as a whole: at least one lens, each in its own place
+        except InputError as error:
+            problems += problem_lines(error, root)
+    return settings, sheets, len(personas)
+
+
+def render_everything(project: Project, sheets: dict[str, FactSheet]) -> list[str]:
+    """Render every prompt for every persona and fact sheet, and the page for every fact sheet, as ``draft`` does
+    before its first request. A broken template fails the same way every time: each is reported once."""
+    root, personas = project.root, project.personas
+    slugs = list(sheets) + list(PLACEHOLDERS)[: max(0, 2 - len(sheets))]
+    every = {**PLACEHOLDERS, **sheets}
+    pairs = [{a: every[a], b: every[b]} for a, b in zip(slugs, slugs[1:], strict=False)]  # every sheet on a page
+    stages = [
+        lambda: project.plan(list(sheets)),  # system.j2 and user.j2
+        lambda: [reask_message(root, persona, ["placeholder problem"]) for persona in personas],
+        lambda: [assemble(root, personas, pair, {section_id(p.lens, slug): Review(p.lens, slug, "ship", "x", "")
+                                                 for p in personas for slug in pair}) for pair in pairs],
+    ]
+    problems: list[str] = []
+    for stage in stages:
+        try:
+            stage()
+        except InputError as error:
+            problems += problem_lines(error, root)
+    return problems
+
+
+def shown_quotes(record: Record, lines: list[str]) -> dict[str, str]:
+    """Each quote as the draft shows it now, by section: the editor's edits included (and the editor's side of a
+    conflict not settled yet), placed with the sidecar's page as generated."""
+    lines = editor_side(lines, unresolved(lines))
+    found: dict[str, list[str]] = {}
+    for owner, line in zip(line_owners(record.page, lines), lines, strict=True):
+        if owner != FRAME and not is_card(owner) and line.startswith(">"):
+            found.setdefault(owner, []).append(line[1:].strip())
+    return {name: normalise_quote("\n".join(parts)) for name, parts in found.items()}
+
+
+def check_draft(project: Project, path: Path) -> tuple[list[str], bool]:
+    """The quotes of one draft that no longer pass their lens (and a broken sidecar or votes file); and whether
+    the draft has a sidecar at all (without one, which lens wrote which quote is not known)."""
+    where = project.shown(path)
+    try:
+        record = read_record(path)
+        if record is None:
+            return [], False
+        project.community(*record.tools)
+    except InputError as error:
+        return problem_lines(error, project.root), True
+    lines = path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
+    quotes = shown_quotes(record, lines)
+    problems = []
+    for persona in project.personas:
+        for slug in record.tools:
+            name = section_id(persona.lens, slug)
+            if name not in record.sections:
+                continue  # a lens added since the draft was made: `stale` reports it, `refresh` writes it
+            quote = quotes.get(name, record.sections[name].quote)
+            problems += [f"{where}: {describe_section(name)}: {problem}" for problem in quote_problems(persona, quote)]
+    return problems, True
+
+
+def calibration(project: Project) -> list[str]:
+    """The personas' checks against the calibration corpus, when the project has one: a persona edit that makes
+    them refuse good quotes (or accept bad ones) is a problem, shown with the per-lens table."""
+    corpus = project.root / "tests" / "calibration"
+    if not (corpus / "corpus").is_dir():
+        return []
+    result = calibrate.run(corpus, project.personas, calibrate.reference_quotes(project.root))
+    if not result.failing():
+        return []
+    table = "\n".join("    " + line for line in calibrate.report(result, project.personas, misses=5))
+    return [f"personas/: the lens checks no longer hold on {corpus.relative_to(project.root)} "
+            f"(`make calibrate` for the whole table):\n{table}"]
+
+
+def command(root: Path, args: Namespace) -> Outcome:
+    problems: list[str] = []
+    settings, sheets, personas = load_everything(root, problems)
+    sheet_files = len(list((root / "tools").glob("*.toml")))
+    if settings is None or problems:  # rendering and quotes need every file to load
+        counts = f"{plural(sheet_files, 'fact sheet')}, {plural(personas, 'persona')}"
+        return Outcome([*problems, f"{counts}: {plural(len(problems), 'problem')}; templates and drafts are "
+                        "checked once every file loads"], BAD_INPUT)
+    project = Project(root, settings, env={})
+    problems += render_everything(project, sheets)
+    drafts = project.all_drafts()
+    unchecked = 0
+    for path in drafts:
+        found, has_record = check_draft(project, path)
+        problems += found
+        unchecked += not has_record
+    problems += calibration(project)
+    counts = f"{plural(sheet_files, 'fact sheet')}, {plural(personas, 'persona')}, {plural(len(drafts), 'draft')}"
+    note = f" ({plural(unchecked, 'draft')} without a provenance sidecar, so their quotes were not checked)" \
+        if unchecked else ""
+    if problems:
+        return Outcome([*problems, f"{counts}: {plural(len(problems), 'problem')}{note}"], BAD_INPUT)
+    return Outcome([f"{counts}: all good{note}"], OK)
