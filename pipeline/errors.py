@@ -9,9 +9,11 @@ import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ValidationError
+if TYPE_CHECKING:  # pydantic is heavy to import; a command that never validates does not pay for it
+    from pydantic import BaseModel, ValidationError
+from typing import Any
 
 # Exit statuses, every one the pipeline uses.
 OK = 0
@@ -157,6 +159,8 @@ def _closest(word: str, choices: list[str]) -> str | None:
 
 def _keys_at(model: type[BaseModel], path: tuple[int | str, ...]) -> list[str]:
     """The keys of the table at ``path`` inside ``model`` (``("fallbacks", 0)`` -> a Fallback's keys)."""
+    from pydantic import BaseModel
+
     kind: Any = model
     for part in path:
         kind = _unwrap(kind, item=isinstance(part, int))
