@@ -77,7 +77,7 @@ def _cell(tally: list[int] | None) -> str:
 
 
 def read_corpus(directory: Path) -> list[tuple[str, str, str, str]]:
-    """(file:line, tool, lens, quote) for every line of every corpus file; junk files say so in their name."""
+    """(file and line, tool, lens, quote) for every line of every corpus file; junk files' names start so."""
     rows = []
     files = sorted((directory / "corpus").glob("*.jsonl"))
     if not files:
@@ -88,7 +88,7 @@ def read_corpus(directory: Path) -> list[tuple[str, str, str, str]]:
                 continue
             try:
                 entry = json.loads(line)
-                rows.append((f"{path.name}:{number}", str(entry["tool"]), str(entry["lens"]), str(entry["quote"])))
+                rows.append((f"{path.name} line {number}", str(entry["tool"]), str(entry["lens"]), str(entry["quote"])))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(path, f"line {number}", f"not a corpus entry ({exc})") from None
     return rows
@@ -102,7 +102,7 @@ def samples(directory: Path, personas: list[Persona], published: dict[tuple[str,
     out: list[Sample] = []
     on_beat: list[tuple[str, str, str, str]] = []
     for source, tool, lens, quote in read_corpus(directory):
-        if "junk" in source.split(":")[0]:  # it makes no lens's points: every lens must refuse it
+        if source.startswith("junk"):  # it makes no lens's points: every lens must refuse it
             out += [Sample("junk", other, tool, quote, source) for other in lenses]
         elif lens in lenses:
             on_beat.append((source, tool, lens, quote))
