@@ -157,8 +157,12 @@ def read_text(path: Path, what: str = "file") -> str:
     UTF-8. Never reads more than MAX_BYTES (a symlink to /dev/zero is refused, not read forever). A UTF-8 byte order
     mark, as some Windows editors write, is dropped."""
     try:
-        with path.open("rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+        # O_NONBLOCK: opening a named pipe does not wait for a writer (it has no effect on a regular file)
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(path, None, f"is a directory; a {what} is a text file")
+            if not stat.S_ISREG(mode):
                 raise InputError(path, None, f"not a regular file (a device or a pipe); a {what} is a text file")
             data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:

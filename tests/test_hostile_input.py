@@ -114,6 +114,17 @@ def test_a_fact_sheet_that_is_a_symlink_to_dev_zero(fake: FakeChatServer, draft,
     nothing_written(project, fake)
 
 
+def test_a_persona_that_is_a_named_pipe_is_refused_without_waiting(fake: FakeChatServer, draft,
+                                                                    project: Path) -> None:
+    pipe = project / "personas" / "pipe.toml"
+    os.mkfifo(pipe)  # opening it to read would wait for a writer forever
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(pipe) in error and "not a regular file" in error
+    nothing_written(project, fake)
+
+
 def test_a_fact_sheet_over_the_size_cap(fake: FakeChatServer, draft, project: Path) -> None:
     sheet = project / "tools" / f"{B}.toml"
     sheet.write_text(sheet.read_text(encoding="utf-8") + "# " + "x" * 1_100_000 + "\n", encoding="utf-8")
