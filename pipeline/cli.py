@@ -9,10 +9,11 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 
 from . import __version__
-from .errors import CLOSED_PIPE, FAILED, INTERRUPTED, Outcome, VerdictsError, redact
+from .errors import CLOSED_PIPE, FAILED, INTERRUPTED, Outcome, VerdictsError, printable
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -157,8 +158,18 @@ def run(args: argparse.Namespace) -> int:
         except BrokenPipeError:
             _silence()  # the command finished: its status stands (stale's 1 still means "stale drafts found")
     for error in outcome.errors:
-        print(redact(f"error: {error}"), file=sys.stderr)
+        say(f"error: {error}")
     return outcome.exit_code
+
+
+MAX_LINE = 2000  # an error line repeats user input (a key, a server's words): never without bound
+
+
+def say(text: str) -> None:
+    """A message on stderr, line by line: secrets redacted, control characters shown as escapes, lines capped."""
+    for line in printable(text).split("\n"):
+        print(line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line) - MAX_LINE} more characters)",
+              file=sys.stderr)
 
 
 def _silence() -> None:
@@ -204,15 +215,19 @@ def _main(args: argparse.Namespace) -> int:
         return CLOSED_PIPE
     except VerdictsError as exc:
         if args.debug:
-            raise
-        print(redact(f"error: {exc.message}"), file=sys.stderr)
+            say(traceback.format_exc().rstrip())
+        say(f"error: {exc.message}")
         if exc.hint:
-            print(redact(f"hint: {exc.hint}"), file=sys.stderr)
+            say(f"hint: {exc.hint}")
         return exc.exit_code
     except OSError as exc:
         if args.debug:
-            raise
-        print(redact(f"error: {exc.filename or ''}: {exc.strerror or exc}"), file=sys.stderr)
+            say(traceback.format_exc().rstrip())
+        say(f"error: {exc.filename or ''}: {exc.strerror or exc}")
+        return FAILED
+    except Exception as exc:  # our bug, not the input's: the traceback helps, printed like every message
+        say(traceback.format_exc().rstrip())
+        say(f"error: unexpected {type(exc).__name__}: a bug in verdicts; please report it with the lines above")
         return FAILED
     except KeyboardInterrupt:
         print("interrupted: the page being drafted was not written; replies already received are cached, so "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -43,15 +45,74 @@ def plural(count: int, noun: str, nouns: str = "") -> str:
 
 
 SECRET_VARIABLES = ("HF_TOKEN", "VERDICTS_API_KEY")
+# A cut (a message clipped to a length) can end inside a secret: a prefix this long or longer is redacted too.
+SECRET_PREFIX = 8
+
+
+def _forms(value: str) -> list[str]:
+    """The ways a secret can be written in a message or a log line: as is, JSON-escaped (the run log), repr-escaped."""
+    forms = [value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1], repr(value)[1:-1]]
+    return sorted(set(forms), key=len, reverse=True)
 
 
 def redact(text: str) -> str:
-    """Belt and braces: no secret's value leaves the process in a message or a log line."""
+    """Belt and braces: no secret's value leaves the process in a message or a log line, whole, escaped, or cut
+    short by a length limit (any prefix of SECRET_PREFIX characters or more)."""
     for name in SECRET_VARIABLES:
         value = os.environ.get(name, "")
-        if len(value) >= 4:
-            text = text.replace(value, f"<{name}>")
+        if len(value) < 4:
+            continue
+        forms = _forms(value)
+        for form in forms:
+            text = text.replace(form, f"<{name}>")
+        text = _redact_prefixes(text, [form for form in forms if len(form) > SECRET_PREFIX], f"<{name}>")
     return text
+
+
+def _redact_prefixes(text: str, secrets: list[str], label: str) -> str:
+    """Replace every run of text that is a prefix of one of ``secrets`` (the forms of one secret) at least
+    SECRET_PREFIX characters long, the longest such run where the forms overlap."""
+    heads = {secret[:SECRET_PREFIX] for secret in secrets}
+    if not secrets or not any(head in text for head in heads):
+        return text
+    out, start, at = [], 0, 0
+    while at <= len(text) - SECRET_PREFIX:
+        end = at
+        for secret in secrets:
+            if text.startswith(secret[:SECRET_PREFIX], at):
+                stop = at + SECRET_PREFIX
+                while stop < len(text) and stop - at < len(secret) and text[stop] == secret[stop - at]:
+                    stop += 1
+                end = max(end, stop)
+        if end > at:
+            out += [text[start:at], label]
+            start = at = end
+        else:
+            at += 1
+    return "".join(out) + text[start:]
+
+
+# Control characters that a terminal acts on (ESC starts colour, cursor and title sequences; C1 0x9b is CSI) and
+# invisible characters that make text read differently from what it holds (bidi overrides, zero-width).
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
+
+
+def neutralise(text: str) -> str:
+    """Text safe to print on a terminal: every control or invisible character but newline and tab is shown as an
+    escape (``\\x1b``, ``\\u202e``) instead of acting on the terminal."""
+    return UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
+                      text)
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """At most ``limit`` characters of user input for a message, redacted first (so a cut cannot split a secret)."""
+    text = redact(text)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def printable(text: str) -> str:
+    """A line for the terminal: secrets redacted, control characters neutralised."""
+    return neutralise(redact(text))
 
 
 class VerdictsError(Exception):
@@ -83,7 +144,7 @@ class InputError(VerdictsError):
         self.field = field
         self.problem = problem
         self.problems: list[tuple[str | None, str]] = [(field, problem)]
-        where = f"{self.file}: {field}: " if field else f"{self.file}: "
+        where = f"{clip(self.file, 300)}: {clip(field)}: " if field else f"{clip(self.file, 300)}: "
         super().__init__(where + problem, hint)
 
     @classmethod
@@ -91,7 +152,7 @@ class InputError(VerdictsError):
         """One error for all the problems of one file: the file, then a line per problem naming its field."""
         if len(problems) == 1:
             return cls(file, *problems[0], hint=hint)
-        lines = [f"  {field}: {problem}" if field else f"  {problem}" for field, problem in problems]
+        lines = [f"  {clip(field)}: {problem}" if field else f"  {problem}" for field, problem in problems]
         error = cls(file, None, f"{len(problems)} problems:\n" + "\n".join(lines), hint)
         error.field, error.problem = problems[0]
         error.problems = list(problems)

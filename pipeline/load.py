@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import InputError, explain_all
+from .errors import InputError, clip, explain_all
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -147,17 +149,44 @@ STRAIGHT_STRING = re.compile(r'"(?:[^"\\]|\\.)*"' + r"|'[^']*'")  # a TOML strin
 PERSONA_KEYS = [name for name in Persona.model_fields if name != "lens"]  # the lens is the file's name
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+MAX_BYTES = 1_000_000  # a fact sheet is a page of text; a bigger file is a mistake, or /dev/zero
+
+
+def read_text(path: Path, what: str = "file") -> str:
+    """A small UTF-8 text file, or one InputError naming it: missing, a directory or device, over MAX_BYTES, not
+    UTF-8. Never reads more than MAX_BYTES (a symlink to /dev/zero is refused, not read forever). A UTF-8 byte order
+    mark, as some Windows editors write, is dropped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # O_NONBLOCK: opening a named pipe does not wait for a writer (it has no effect on a regular file)
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise InputError(path, None, f"is a directory; a {what} is a text file")
+            if not stat.S_ISREG(mode):
+                raise InputError(path, None, f"not a regular file (a device or a pipe); a {what} is a text file")
+            data = handle.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise InputError(path, None, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(path, None, f"is a directory; a {what} is a text file") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    if len(data) > MAX_BYTES:
+        raise InputError(path, None, f"is larger than 1 MB; a {what} is a page of text at most")
+    try:
+        return data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
         raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_toml(path: Path, what: str = "TOML file") -> dict[str, Any]:
+    text = read_text(path, what)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(path, None, f"not valid TOML: {exc}{_curly_quotes(text, str(exc))}") from None
+    except RecursionError:
+        raise InputError(path, None, "not valid TOML: arrays or tables are nested too deeply") from None
 
 
 def _curly_quotes(text: str, error: str) -> str:
@@ -186,10 +215,20 @@ def _validated(model: type[BaseModel], path: Path, data: dict[str, Any],
     return valid
 
 
+def name_max(directory: Path) -> int:
+    """The longest file name, in bytes, that the file system holding ``directory`` takes (255 almost everywhere)."""
+    for place in (directory, *directory.parents):
+        try:
+            return os.pathconf(place, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255
+
+
 def check_slug(slug: str, what: str) -> str:
     if not SLUG.fullmatch(slug):
         raise InputError(
-            "command line", what, f"{slug!r} is not a tool slug",
+            "command line", what, f"{clip(repr(slug))} is not a tool slug",
             hint="A slug names tools/<slug>.toml: lowercase letters, digits and '-', starting with a letter or digit.",
         )
     return slug
@@ -198,11 +237,14 @@ def check_slug(slug: str, what: str) -> str:
 def load_tool(root: Path, slug: str, what: str = "tool") -> FactSheet:
     check_slug(slug, what)
     path = root / "tools" / f"{slug}.toml"
-    if not path.is_file():
+    if len(path.name.encode()) > name_max(path.parent):
+        raise InputError("command line", what, f"{clip(repr(slug))} is too long for a file name "
+                         f"({len(slug)} characters)", hint="Pick a shorter slug for tools/<slug>.toml.")
+    if not path.exists():  # a directory or a device is there, and read_toml says what is wrong with it
         known = ", ".join(sorted(p.stem for p in (root / "tools").glob("*.toml"))) or "none"
         raise InputError(path, None, f"no fact sheet for {what} {slug!r} (known: {known})",
                          hint="Write tools/<slug>.toml with name, category, tagline, entry and description.")
-    sheet: FactSheet = _validated(FactSheet, path, read_toml(path))
+    sheet: FactSheet = _validated(FactSheet, path, read_toml(path, "fact sheet"))
     return sheet
 
 
@@ -215,7 +257,7 @@ def load_persona(path: Path) -> Persona:
     """One persona file; its lens is the file's name."""
     if not SLUG.fullmatch(path.stem):
         raise InputError(path, None, "persona file names must be lowercase letters, digits and '-'")
-    data = read_toml(path)
+    data = read_toml(path, "persona")
     problems: list[tuple[str | None, str]] = []
     if "lens" in data:
         problems.append(("lens", "is taken from the file name; remove the key"))

@@ -6,7 +6,7 @@ import sys
 import threading
 from typing import TextIO
 
-from .errors import redact
+from .errors import printable
 
 
 class Progress:
@@ -30,8 +30,9 @@ class Progress:
             self._bar.set_postfix_str(f"{self.cached} cached, {self.retrying} retrying")
 
     def say(self, line: str) -> None:
-        """A line of its own: above the bar on a terminal, as is elsewhere."""
-        line = redact(line)
+        """A line of its own: above the bar on a terminal, as is elsewhere; secrets redacted, control characters
+        (a server's words may carry terminal escapes) shown as escapes."""
+        line = printable(line)
         with self._lock:
             if self._bar is not None:
                 self._bar.write(line, file=self.log)

@@ -15,8 +15,8 @@ from typing import Any
 
 from .assemble import vote_shares
 from .cache import review_key
-from .errors import InputError
-from .load import FactSheet, Persona, load_personas, load_tool, read_toml
+from .errors import InputError, clip
+from .load import FactSheet, Persona, load_personas, load_tool, name_max, read_toml
 from .provenance import Inputs, votes_file
 from .render import review_messages
 from .review import Job, Target, section_id
@@ -150,7 +150,22 @@ class Project:
         tools = {slug_a: self.tool(slug_a, "TOOL_A"), slug_b: self.tool(slug_b, "TOOL_B")}
         if slug_a == slug_b:
             raise InputError("command line", "TOOL_B", f"is the same tool as TOOL_A ({slug_a!r}); pick two tools")
+        self.check_names(slug_a, slug_b)
         return tools
+
+    def check_names(self, slug_a: str, slug_b: str) -> None:
+        """Every file a comparison writes must have a name the file system takes, checked before any request: the
+        draft, its sidecar and votes file, the preview, and the temporary file an atomic write makes beside each
+        (``.<name>.XXXXXXXX.tmp``)."""
+        stem = f"{slug_a}-vs-{slug_b}"
+        longest = f".{stem}.provenance.json.XXXXXXXX.tmp"
+        limit = name_max(self.outputs)
+        if len(longest.encode()) > limit:
+            room = limit - (len(longest.encode()) - len(stem.encode()))
+            raise InputError("command line", "TOOL_A, TOOL_B",
+                             f"the slugs are too long together: outputs/{clip(stem)}.md and the files beside it "
+                             f"would have names over the file system's limit of {limit} bytes",
+                             hint=f"'<A>-vs-<B>' may have at most {room} characters; rename the fact sheets.")
 
     def persona(self, lens: str) -> Persona:
         return next(p for p in self.personas if p.lens == lens)

@@ -160,8 +160,15 @@ def read_record(draft: Path) -> Record | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
+    except IsADirectoryError:
+        raise InputError(path, None, "is a directory, not the sidecar file",
+                         hint="The sidecar is written by the pipeline; remove the directory and restore it from "
+                         "git.") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(path, None, f"not valid JSON ({exc})",
+                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+    except RecursionError:
+        raise InputError(path, None, "not valid JSON here: nested too deeply",
                          hint="The sidecar is written by the pipeline; restore it from git.") from None
     try:
         return Record.model_validate(data)

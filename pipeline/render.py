@@ -18,11 +18,14 @@ from .load import FactSheet, Persona
 from .review import Message
 
 TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
-CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Control characters (C0, DEL, C1) and invisible ones that make a line read one way in a pull request's diff and
+# another on the page: bidi embeddings, overrides and isolates, zero-width spaces and joiners, the byte order mark.
+CONTROL = re.compile("[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u200b-\\u200d\\u2060\\ufeff\\u202a-\\u202e\\u2066-\\u2069]")
 
 
 def md(text: str) -> str:
-    """One line of Markdown text: whitespace folded, no control character, no '<' that could open an HTML tag."""
+    """One line of Markdown text: whitespace folded, no control or invisible character, no '<' that could open an
+    HTML tag."""
     return TAG_START.sub("&lt;", " ".join(CONTROL.sub("", str(text)).split()))
 
 

@@ -14,7 +14,7 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, Outcome, redact
+from .errors import InputError, Outcome, clip, printable, redact
 from .settings import settings_for
 
 
@@ -42,11 +42,13 @@ def read_runs(cache_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     entries = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for raw in path.read_bytes().splitlines():
         try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash is skipped, not fatal
+            entry = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+            continue  # a line cut short by a crash (even inside a character) is skipped, not fatal
+        if isinstance(entry, dict) and isinstance(entry.get("run"), str):
+            entries.append(entry)
     return entries
 
 
@@ -55,7 +57,7 @@ def select(entries: list[dict[str, Any]], run: str = "last", draft: str | None =
     """Entries of one run (``last``, an id, or ``all``), of one draft's tools, or only the failed requests."""
     runs = [e for e in entries if e.get("type") == "run"]
     if draft:
-        runs = [e for e in runs if draft in e.get("drafts", [])]
+        runs = [e for e in runs if isinstance(e.get("drafts"), list) and draft in e["drafts"]]
     if run == "last":
         runs = runs[-1:]
     elif run != "all":
@@ -66,7 +68,7 @@ def select(entries: list[dict[str, Any]], run: str = "last", draft: str | None =
         if entry.get("run") not in chosen:
             continue
         if entry.get("type") == "request":
-            if draft and not _tool_in(entry.get("tool", ""), draft or ""):
+            if draft and not _tool_in(str(entry.get("tool", "")), draft or ""):
                 continue
             if failures and entry.get("ok"):
                 continue
@@ -84,26 +86,30 @@ def _tool_in(tool: str, draft: str) -> bool:
 
 
 def show(entries: list[dict[str, Any]]) -> str:
-    """Readable text: what the model was asked, and what it said."""
+    """Readable text: what the model was asked, and what it said. Control characters a reply or a server put in
+    (terminal escape sequences, bidi overrides) are shown as escapes, never sent to the terminal."""
     out = []
     for e in entries:
         if e.get("type") == "run":
-            out.append(f"== run {e['run']} ({e['at']}): {e['command']} {' '.join(e.get('drafts', []))} "
+            drafts = e["drafts"] if isinstance(e.get("drafts"), list) else []
+            out.append(f"== run {e.get('run')} ({e.get('at')}): {e.get('command')} {' '.join(map(str, drafts))} "
                        f"through {e.get('backend')}")
         elif e.get("type") == "end":
-            out.append(f"== end of run {e['run']}: {e.get('outcome')}")
+            out.append(f"== end of run {e.get('run')}: {e.get('outcome')}")
         elif e.get("type") == "request":
             state = "ok" if e.get("ok") else "FAILED"
-            out.append(f"-- {e['lens']} on {e['tool']}, request {e.get('attempt')}, {e.get('model')}: {state}")
-            for message in e.get("messages", []):
-                out.append(f"   [{message['role']}] {message['content']}")
+            out.append(f"-- {e.get('lens')} on {e.get('tool')}, request {e.get('attempt')}, {e.get('model')}: {state}")
+            messages = e["messages"] if isinstance(e.get("messages"), list) else []
+            for message in messages:
+                if isinstance(message, dict):
+                    out.append(f"   [{message.get('role')}] {message.get('content')}")
             if e.get("error"):
                 out.append(f"   error: {e['error']}")
             if e.get("reply") is not None:
                 out.append(f"   [reply] {e['reply']}")
-            if e.get("problems"):
-                out.append("   problems: " + "; ".join(e["problems"]))
-    return "\n".join(out)
+            if isinstance(e.get("problems"), list) and e["problems"]:
+                out.append("   problems: " + "; ".join(map(str, e["problems"])))
+    return printable("\n".join(out))
 
 
 def draft_name(given: str) -> str:
@@ -118,7 +124,7 @@ def command(root: Path, args: Namespace) -> Outcome:
         runs = [e["run"] for e in entries if e.get("type") == "run"]
         if args.run not in runs:
             known = f"the last runs are {', '.join(runs[-5:])}" if runs else "it has no runs"
-            raise InputError("command line", "--run", f"no run {args.run!r} in {path}: {known}",
+            raise InputError("command line", "--run", f"no run {clip(repr(args.run))} in {path}: {known}",
                              hint="`python -m pipeline log --run all` shows every run.")
     draft = draft_name(args.draft) if args.draft else None
     entries = select(entries, args.run, draft, args.failures)

@@ -36,6 +36,8 @@ def parse_reply(text: str | None) -> Reply:
         data = json.loads(body)
     except json.JSONDecodeError as exc:
         raise NeedsReask([f"the reply is not a JSON object ({exc.msg} at character {exc.pos})"]) from None
+    except RecursionError:
+        raise NeedsReask(["the reply's JSON is nested too deeply; send one flat object with two strings"]) from None
     if not isinstance(data, dict):
         raise NeedsReask([f"the reply is JSON but a {type(data).__name__}, not an object"])
     try:

@@ -91,10 +91,17 @@ def reference_quotes(directory: Path = REFERENCE_DIR) -> dict[tuple[str, str], s
 
 
 def lens_and_tool(request: dict[str, Any]) -> tuple[str, str]:
+    """The lens, and the tool's name: from the fenced fact sheet (the prompt names the tool nowhere else), or from a
+    ``Tool:`` line."""
     text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
     lens = re.search(r"^Lens: (\S+)$", text, re.MULTILINE)
+    fenced = re.search(r"^(=====FACT-SHEET-\w+=====)\n(.*?)\n\1$", text, re.MULTILINE | re.DOTALL)
     tool = re.search(r"^Tool: (.+)$", text, re.MULTILINE)
-    return (lens.group(1) if lens else "?", tool.group(1).strip() if tool else "?")
+    try:
+        name = str(json.loads(fenced.group(2))["name"]) if fenced else tool.group(1).strip() if tool else "?"
+    except (ValueError, KeyError, TypeError):
+        name = "?"
+    return (lens.group(1) if lens else "?", name)
 
 
 def slug_of(name: str) -> str:

@@ -91,7 +91,7 @@ def test_two_personas_in_one_place_fail_check(project: Path, capsys) -> None:
 
 @pytest.mark.parametrize(("template", "old", "new"), [
     ("system.j2", "{{ persona.role }}", "{{ persona.rol }}"),
-    ("user.j2", "{{ sheet.name }}", "{{ sheet.nam }}"),
+    ("user.j2", "{{ sheet_json }}", "{{ sheet_jsn }}"),
     ("reask.j2", "{{ persona.min_words }}", "{{ persona.min_word }}"),
     ("page.md.j2", "{{ card.sheet.name | md }}", "{{ card.votes }}"),
     ("page.md.j2", "{% call section(review.section) %}", "{% call section(card.section) %}"),

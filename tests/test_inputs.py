@@ -43,7 +43,7 @@ CASES: dict[str, tuple[Callable[[Path], object], tuple[str, str], list[str]]] = 
                               (A, B), ["personas/buyer.toml", "fallbacks.0.modle", "unknown key"]),
     "persona bad pattern": (lambda p: edit(p / "personas" / "skeptic.toml", "'\\bbreaks?\\b'", "'(breaks'"),
                             (A, B), ["personas/skeptic.toml", "beats.1.patterns", "regular expression"]),
-    "template undefined": (lambda p: edit(p / "prompts" / "user.j2", "{{ sheet.name }}", "{{ sheet.nam }}"),
+    "template undefined": (lambda p: edit(p / "prompts" / "user.j2", "{{ sheet_json }}", "{{ sheet.nam }}"),
                            (A, B), ["prompts/user.j2", "nam"]),
     "template syntax": (lambda p: edit(p / "prompts" / "system.j2", "{% for beat", "{% for beat in %}{% for beat"),
                         (A, B), ["prompts/system.j2", "line"]),

@@ -1,0 +1,183 @@
+"""Hostile input: every bad file or argument gets one clear error naming the file (and field), a non-zero exit,
+nothing written and no request sent; never a traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.runlog import log_path
+from pipeline.validate import NeedsReask, parse_reply
+from tests.fakeserver import FakeChatServer, Scripted
+
+A, B = "hf-inference-providers", "mistral-3-small"
+
+
+def one_error(err: str) -> str:
+    """The one error line (with its problem lines), checked to be the only error and no traceback."""
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert lines and lines[0].startswith("error: "), err
+    assert sum(line.startswith("error") for line in lines) == 1, err
+    return "\n".join(line for line in lines if not line.startswith("hint: "))
+
+
+def nothing_written(project: Path, fake: FakeChatServer) -> None:
+    assert fake.history == [], "no request is sent for bad input"
+    assert not list((project / "outputs").glob("*")) if (project / "outputs").exists() else True
+
+
+def test_deeply_nested_toml_in_a_fact_sheet(fake: FakeChatServer, draft, project: Path) -> None:
+    sheet = project / "tools" / f"{B}.toml"
+    sheet.write_text(sheet.read_text(encoding="utf-8") + "deep = " + "[" * 50_000 + "]" * 50_000 + "\n",
+                     encoding="utf-8")
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(sheet) in error and "nested too deeply" in error
+    nothing_written(project, fake)
+
+
+def test_deeply_nested_toml_in_a_persona(fake: FakeChatServer, draft, project: Path) -> None:
+    persona = project / "personas" / "buyer.toml"
+    persona.write_text(persona.read_text(encoding="utf-8") + "deep = " + "{ a = " * 20_000 + "1" + " }" * 20_000
+                       + "\n", encoding="utf-8")
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(persona) in error and "nested too deeply" in error
+    nothing_written(project, fake)
+
+
+def test_a_run_log_line_cut_inside_a_utf8_character_is_skipped(fake: FakeChatServer, cli, project: Path,
+                                                                tmp_path: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    path = log_path(tmp_path / "cache")
+    whole = path.read_bytes()
+    cut = "“".encode()[:2]  # a crash mid-write: the line ends inside a three-byte character
+    path.write_bytes(whole + b'{"run": "x", "type": "request", "reply": "caf' + cut + b"\n" + b"\xff\xfe\n")
+    run = cli("log")
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err and "== run " in run.out
+
+
+def test_a_long_but_valid_pair_of_slugs_is_refused_before_any_request(fake: FakeChatServer, draft,
+                                                                       project: Path) -> None:
+    name_max = os.pathconf(project, "PC_NAME_MAX")
+    long_a, long_b = "a" * ((name_max - 20) // 2), "b" * ((name_max - 20) // 2)  # each sheet's name fits
+    for slug in (long_a, long_b):
+        (project / "tools" / f"{slug}.toml").write_text((project / "tools" / f"{B}.toml").read_text(encoding="utf-8"),
+                                                        encoding="utf-8")
+    run = draft(long_a, long_b)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert "too long" in error and "TOOL_A" in error
+    nothing_written(project, fake)
+
+
+def test_a_slug_too_long_for_a_file_name_is_bad_input(fake: FakeChatServer, draft, project: Path) -> None:
+    run = draft(A, "x" * 300)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert "TOOL_B" in error and "too long" in error
+    nothing_written(project, fake)
+
+
+def test_a_persona_file_that_is_a_directory(fake: FakeChatServer, draft, project: Path) -> None:
+    (project / "personas" / "ghost.toml").mkdir()
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(project / "personas" / "ghost.toml") in error and "directory" in error
+    nothing_written(project, fake)
+
+
+def test_a_sidecar_that_is_a_directory(fake: FakeChatServer, cli, project: Path, tmp_path: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    sidecar = project / "outputs" / f"{A}-vs-{B}.provenance.json"
+    sidecar.unlink()
+    sidecar.mkdir()
+    run = cli("stale")
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(sidecar) in error and "directory" in error
+
+
+def test_a_fact_sheet_that_is_a_symlink_to_dev_zero(fake: FakeChatServer, draft, project: Path) -> None:
+    sheet = project / "tools" / f"{B}.toml"
+    sheet.unlink()
+    sheet.symlink_to("/dev/zero")
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(sheet) in error and "not a regular file" in error
+    nothing_written(project, fake)
+
+
+def test_a_persona_that_is_a_named_pipe_is_refused_without_waiting(fake: FakeChatServer, draft,
+                                                                    project: Path) -> None:
+    pipe = project / "personas" / "pipe.toml"
+    os.mkfifo(pipe)  # opening it to read would wait for a writer forever
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(pipe) in error and "not a regular file" in error
+    nothing_written(project, fake)
+
+
+def test_a_fact_sheet_over_the_size_cap(fake: FakeChatServer, draft, project: Path) -> None:
+    sheet = project / "tools" / f"{B}.toml"
+    sheet.write_text(sheet.read_text(encoding="utf-8") + "# " + "x" * 1_100_000 + "\n", encoding="utf-8")
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(sheet) in error and "larger than 1 MB" in error
+    nothing_written(project, fake)
+
+
+def test_a_fact_sheet_with_a_utf8_bom_is_accepted(fake: FakeChatServer, draft, project: Path) -> None:
+    sheet = project / "tools" / f"{B}.toml"
+    sheet.write_bytes(b"\xef\xbb\xbf" + sheet.read_bytes())
+    run = draft(A, B)
+    assert run.code == 0, run.err
+    assert (project / "outputs" / f"{A}-vs-{B}.md").is_file()
+
+
+def test_an_error_message_repeats_at_most_a_little_of_a_200kb_key(fake: FakeChatServer, draft,
+                                                                   project: Path) -> None:
+    sheet = project / "tools" / f"{B}.toml"
+    key = "k" * 200_000
+    sheet.write_text(sheet.read_text(encoding="utf-8") + f'"{key}" = 1\n', encoding="utf-8")
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert str(sheet) in error and "unknown key" in error and "kkkk" in error
+    assert len(run.err) < 2_000, f"the error is {len(run.err)} characters long"
+    nothing_written(project, fake)
+
+
+def test_a_200kb_slug_is_not_repeated_in_full(fake: FakeChatServer, draft, project: Path) -> None:
+    run = draft("Z" * 200_000, B)
+    assert run.code == 2, run.err
+    one_error(run.err)
+    assert len(run.err) < 2_000, f"the error is {len(run.err)} characters long"
+
+
+def test_reply_json_nested_100000_deep_is_re_asked() -> None:
+    deep = '{"verdict": "ship", "quote": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    try:
+        parse_reply(deep)
+    except NeedsReask as exc:
+        assert "nested too deeply" in str(exc)
+    else:
+        raise AssertionError("a reply nested 100,000 deep must be re-asked")
+
+
+def test_reply_json_nested_100000_deep_in_a_draft_is_re_asked_then_drafted(fake: FakeChatServer, draft,
+                                                                           project: Path) -> None:
+    fake.enqueue(Scripted(content='{"verdict": "ship", "quote": ' + "[" * 100_000 + "]" * 100_000 + "}"))
+    run = draft(A, B)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    assert len(fake.history) == 9, "the deep reply is re-asked once"
+    assert any("nested too deeply" in str(m.get("content")) for h in fake.history for m in h["json"]["messages"])
