@@ -12,6 +12,7 @@ from typing import TextIO
 from .assemble import assemble
 from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
+from .merge import as_edited
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
@@ -19,7 +20,8 @@ from .report import facts_to_check, run_report
 from .review import Review
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .write import write_atomic
+from .stale import draft_lines
+from .write import writable, write_atomic
 
 
 @dataclass(frozen=True)
@@ -47,21 +49,26 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     assemble(root, personas, tools, placeholder, community)
     reask_message(root, personas[0], ["placeholder problem"])
 
+    path = project.draft_path(slug_a, slug_b)
+    if path.exists() and not writable(path):
+        raise InputError(path, None, "read-only: the draft would not be replaced", hint="Make it writable, or "
+                         "leave it: nothing was sent.")
     name = f"{slug_a}-vs-{slug_b}"
     reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
                           f"{slug_a} vs {slug_b}")
-    path = project.draft_path(slug_a, slug_b)
-    record = read_record(path) if path.exists() else None
-    pinned = [name for name in record.pinned if name in record.sections] if record else []
-    page = assemble(root, personas, tools, reviews, community)
-    if record is not None:  # pinned sections keep their text, as in refresh
-        page = page.keep(record.page, pinned)
-    if path.exists() and not force:
-        refuse_to_overwrite(path, page.text, record)
-    write_atomic(path, page.text)
-    keep = {name: record.sections[name] for name in pinned} if record else {}
-    record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep, pinned)
-    write_record(path, record)
+    with project.lock():
+        record = read_record(path) if path.exists() else None
+        pinned = [name for name in record.pinned if name in record.sections] if record else []
+        page = assemble(root, personas, tools, reviews, community)
+        if record is not None:  # pinned sections keep their text as the editor left it (even under --force)
+            page = page.keep(as_edited(record.page, draft_lines(path)), pinned)
+        if path.exists() and not force:
+            refuse_to_overwrite(path, page.text, record)
+        write_atomic(path, page.text)
+        keep = {name: record.sections[name] for name in pinned} if record else {}
+        record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep,
+                              pinned)
+        write_record(path, record)
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     flags = {name: section.flags for name, section in record.sections.items() if section.flags}
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags)

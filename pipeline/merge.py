@@ -269,3 +269,13 @@ def page_verdicts(base: Page, lines: list[str]) -> dict[str, str]:
         if match and owner != FRAME and owner not in found:
             found[owner] = match.group(1).lower()
     return found
+
+
+def as_edited(base: Page, lines: list[str]) -> Page:
+    """The editor's draft as a page: each section spans the lines it owns there, from its first to its last."""
+    spans: dict[str, tuple[int, int]] = {}
+    for index, owner in enumerate(line_owners(base, lines)):
+        if owner != FRAME:
+            start, end = spans.get(owner, (index, index + 1))
+            spans[owner] = (min(start, index), max(end, index + 1))
+    return Page("\n".join(lines), spans)

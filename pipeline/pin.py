@@ -28,5 +28,6 @@ def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
 def command(root: Path, args: Namespace) -> Outcome:
     project = Project(root, settings_for(root, args))
     path = project.find_draft(args.draft)
-    pinned = pin(path, args.sections, unpin=args.unpin)
+    with project.lock():  # a refresh writing the sidecar now would drop the pin: wait for it, then read afresh
+        pinned = pin(path, args.sections, unpin=args.unpin)
     return Outcome([f"{project.shown(path)}: pinned: {', '.join(pinned) or 'nothing'}"])

@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -91,6 +93,19 @@ class Project:
     def personas(self) -> list[Persona]:
         """Every persona, in panel order."""
         return load_personas(self.root)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Only one process at a time refreshes, pins or writes a draft of this project: a second refresh waits,
+        then finds nothing stale instead of paying again and taking the first one's text for hand edits."""
+        path = self.root / ".cache" / "verdicts.lock"  # .cache/ is git-ignored; the lock is the project's
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     @cached_property
     def inputs(self) -> Inputs:

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from .assemble import Page
 from .errors import InputError, explain
@@ -72,6 +72,20 @@ class Record(BaseModel):
         if tools[0] == tools[1] or not all(SLUG.fullmatch(slug) for slug in tools):
             raise ValueError("must be two different tool slugs")
         return tools
+
+    @model_validator(mode="after")
+    def _spans_in_the_page(self) -> Record:
+        """A hand-edited span outside the page, or two sections sharing lines, would make refresh copy the page
+        into itself: refuse it."""
+        spans = sorted((section.lines, name) for name, section in self.sections.items())
+        for (start, end), name in spans:
+            if not 0 <= start < end <= len(self.generated):
+                raise ValueError(f"section {name}: lines {start}-{end} are outside the page's "
+                                 f"{len(self.generated)} lines")
+        for ((_, end), one), ((start, _), two) in zip(spans, spans[1:], strict=False):
+            if start < end:
+                raise ValueError(f"sections {one} and {two} share lines")
+        return self
 
     @property
     def page(self) -> Page:

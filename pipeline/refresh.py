@@ -17,7 +17,7 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import CONFLICT, OK, GaveUpOnReply, InputError, Outcome, plural
+from .errors import CONFLICT, OK, GaveUpOnReply, Outcome, plural
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, merge
 from .project import Project
 from .provenance import build_record, write_record
@@ -26,7 +26,7 @@ from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
 from .stale import DraftStatus, StaleSection, check_all, conflicts_in, draft_lines, shown_verdicts
-from .write import write_atomic
+from .write import writable, write_atomic
 
 
 @dataclass
@@ -72,16 +72,22 @@ class RefreshResult:
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
             drafts: list[Path] | None = None, log: TextIO | None = None, use_cache: bool = True) -> RefreshResult:
-    started = time.monotonic()
     project = Project(root, settings, env)
+    with project.lock():  # checked, paid for and written by one refresh at a time
+        return _refresh(project, drafts, env, log, use_cache)
+
+
+def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str] | None, log: TextIO | None,
+             use_cache: bool) -> RefreshResult:
+    started = time.monotonic()
     paths = drafts if drafts else project.all_drafts()
     statuses = check_all(project, paths)
-    orphans = [s.path for s in statuses if s.record is None]
-    if orphans:
-        raise InputError(orphans[0], None, "has no provenance record, so hand edits cannot be told from "
-                         "generated text; not refreshed",
-                         hint="Regenerate it with `python -m pipeline draft A B --force` (keep a copy of your edits), "
-                         "or delete it.")
+    for status in statuses:  # the others are still refreshed: these are reported, and refresh exits 5
+        if status.record is None:
+            status.broken = ("no provenance record, so hand edits cannot be told from generated text; regenerate "
+                             "it with `python -m pipeline draft A B --force` (keep a copy of your edits)")
+        elif not writable(status.path):
+            status.broken = "read-only: make the file and its folder writable to refresh it"
     todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
     stats, new, missing = Stats(), {}, []
@@ -116,7 +122,9 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     base = record.page
     with status.path.open(encoding="utf-8", newline="") as handle:
         raw = handle.read()
-    crlf = "\r\n" in raw  # an editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits
+    # An editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits. A few CRLF lines
+    # in an LF file do not turn the whole file into CRLF.
+    crlf = raw.count("\r\n") * 2 > raw.count("\n")
     text = raw.replace("\r\n", "\n")
     ours = text.split("\n")
     community = project.community(*record.tools)

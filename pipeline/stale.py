@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
-from .errors import OK, STALE, Outcome, plural
+from .errors import OK, STALE, InputError, Outcome, plural
 from .load import FactSheet
 from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
 from .project import Project
@@ -53,7 +53,11 @@ def recorded_environment(section: Section) -> dict[str, Any]:
 
 def draft_lines(path: Path) -> list[str]:
     """The editor's draft as lines, whatever its line ends."""
-    return path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
+    try:
+        return path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
 
 
 def conflicts_in(lines: list[str]) -> list[Unresolved]:

@@ -223,7 +223,7 @@ def test_a_draft_without_provenance_is_stale_and_not_refreshed(fake: FakeChatSer
     run = cli("stale")
     assert run.code == 1 and "no provenance record" in run.out
     run = cli("refresh")
-    assert run.code == 2 and "no provenance record" in run.err and "--force" in run.err
+    assert run.code == 5 and "no provenance record" in run.out and "--force" in run.out
 
 
 def test_brackets_in_generated_text_survive_the_sidecar(fake_attentive: FakeChatServer, cli, project: Path) -> None:
