@@ -1,0 +1,82 @@
+"""A hostile tester's cases, one test each: a writable cache, a trickling server, many processes on one cache, a
+huge invalid reply, a server that misreports usage, and signals while paid requests are in flight."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import diskcache
+import pytest
+
+from tests.fakeserver import FakeChatServer
+
+ROOT = Path(__file__).resolve().parent.parent
+A, B = "hf-inference-providers", "mistral-3-small"
+
+
+def pipeline_process(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "--root", str(project), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def cache_databases() -> list[Path]:
+    return sorted(Path(os.environ["VERDICTS_CACHE_DIR"]).glob("**/cache.db"))
+
+
+class Planted:
+    """What someone with write access to the cache directory could leave there: unpickling it writes a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+# 1. The response cache stores data, not code.
+
+def test_cache_holds_data_never_code(fake: FakeChatServer, draft, project: Path, tmp_path: Path) -> None:
+    assert draft(A, B).code == 0 and len(fake.history) == 8
+    keys: list[str] = []
+    for database in cache_databases():
+        with diskcache.Cache(str(database.parent)) as cache:
+            keys += [key for key in cache.iterkeys() if isinstance(key, str)]
+    assert len(keys) == 8
+    marker = tmp_path / "code-ran"
+    # A planted value under every real key, in the cache as it is now and in the previous version's directory.
+    for directory in {database.parent for database in cache_databases()} | {tmp_path / "cache" / "responses"}:
+        with diskcache.Cache(str(directory)) as cache:
+            for key in keys:
+                cache.set(key, Planted(marker))
+    (project / "outputs" / f"{A}-vs-{B}.md").unlink()
+    again = draft(A, B)
+    assert again.code == 0, again.err
+    assert not marker.exists(), "a cached value was run as code"
+    assert len(fake.history) == 16, "a value that is not our JSON object is a miss, asked again and overwritten"
+    assert draft(A, "mistral-4b-edge").code == 0 and len(fake.history) == 20, "the rewritten entries are read back"
+    pipeline = ROOT / "pipeline"
+    assert not [p.name for p in pipeline.glob("*.py") if "pickle" in p.read_text(encoding="utf-8")]
+
+
+@pytest.mark.parametrize("damage", ["not a database", "truncated"])
+def test_damaged_cache_is_one_clear_error(damage: str, fake: FakeChatServer, draft, project: Path) -> None:
+    assert draft(A, B).code == 0
+    database, = cache_databases()
+    if damage == "not a database":
+        database.write_bytes(b"this is not an SQLite file\n" * 200)
+    else:
+        database.write_bytes(database.read_bytes()[:1500])
+    (project / "outputs" / f"{A}-vs-{B}.md").unlink()
+    run = draft(A, B)
+    assert run.code == 2, run.err
+    errors = [line for line in run.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(database.parent) in errors[0], run.err
+    assert "delete" in run.err.lower() and "Traceback" not in run.err and "sqlite3" not in run.err
+    assert len(fake.history) == 8, "nothing sent"
