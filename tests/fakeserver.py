@@ -162,6 +162,7 @@ class FakeChatServer:
         self.responder = responder
         self.delay = delay
         self.usage = (400, 200)  # token counts every reply reports
+        self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -169,6 +170,7 @@ class FakeChatServer:
         self.max_in_flight = 0
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # ends trickles and slow replies when the server stops
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -186,6 +188,7 @@ class FakeChatServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -263,6 +266,13 @@ class FakeChatServer:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)  # the peer sees the body end short of content-length
+                    return
+                if fake.trickle is not None:  # every read gets a byte in time; the whole body takes minutes
+                    for index in range(len(body)):
+                        self.wfile.write(body[index:index + 1])
+                        self.wfile.flush()
+                        if fake._stopping.wait(fake.trickle):
+                            return
                     return
                 self.wfile.write(body)
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import diskcache
 import pytest
 
+from tests.conftest import no_page
 from tests.fakeserver import FakeChatServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,3 +82,33 @@ def test_damaged_cache_is_one_clear_error(damage: str, fake: FakeChatServer, dra
     assert len(errors) == 1 and str(database.parent) in errors[0], run.err
     assert "delete" in run.err.lower() and "Traceback" not in run.err and "sqlite3" not in run.err
     assert len(fake.history) == 8, "nothing sent"
+
+
+# 2. The timeout bounds the whole request, not each read.
+
+def test_trickling_server_is_cut_off_at_the_timeout(fake: FakeChatServer, project: Path) -> None:
+    fake.trickle = 0.4  # a byte every 0.4 s: no read ever waits 2 s, and a reply takes about eight minutes
+    process = pipeline_process(project, child_env(VERDICTS_TIMEOUT="2", VERDICTS_TRANSPORT_ATTEMPTS="1"),
+                               "draft", A, B)
+    try:
+        _, err = process.communicate(timeout=20)
+    finally:
+        process.kill()
+    ended = time.perf_counter()
+    first = min(request["at"] for request in fake.history)
+    assert ended - first < 3.5, f"the draft ended {ended - first:.1f} s after its first request"
+    assert process.returncode == 3, err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fake.base_url in errors[0] and "2 s" in errors[0], err
+    assert "Traceback" not in err and no_page(project)
+
+
+@pytest.mark.parametrize("timeout", ["inf", "1e300"])
+def test_an_unbounded_timeout_is_capped(timeout: str, fake: FakeChatServer, draft,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERDICTS_TIMEOUT", timeout)
+    run = draft(A, B)
+    assert run.code == 0 and "Traceback" not in run.err, run.err
+    monkeypatch.setenv("VERDICTS_TIMEOUT", "nan")
+    run = draft(A, "mistral-4b-edge")
+    assert run.code == 2 and "VERDICTS_TIMEOUT" in run.err, run.err
