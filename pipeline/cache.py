@@ -9,11 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import diskcache
 from diskcache.core import MODE_RAW, MODE_TEXT
+from filelock import FileLock
 
 from .errors import InputError
 from .review import REPLY_FORMAT_VERSION, Message, Target
@@ -70,10 +73,15 @@ def _damaged(directory: Path, exc: sqlite3.Error) -> InputError:
 
 
 class ReviewCache:
-    """Replies by key, as JSON objects; a damaged database is one error naming the directory to delete."""
+    """Replies by key, as JSON objects; a damaged database is one error naming the directory to delete.
+
+    ``lock(key)`` is held across processes while a key's request is in flight, so that two drafts that need the
+    same review send it once: the second waits, then reads the first one's reply from the cache.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory / RESPONSES
+        self._locks = directory / "locks"
         try:
             self._cache = diskcache.Cache(str(self.directory), disk=TextOnlyDisk)
         except sqlite3.Error as exc:
@@ -104,6 +112,26 @@ class ReviewCache:
             return bool(self._cache.delete(key))
         except sqlite3.Error as exc:
             raise _damaged(self.directory, exc) from None
+
+    @contextmanager
+    def lock(self, key: str, poll: float = 0.1, stop: Any = None) -> Iterator[bool]:
+        """Hold ``key``'s lock, shared by every process on this cache directory. Waits until it is free, or until
+        ``stop`` (a threading.Event) is set: then yields False without the lock. The operating system releases the
+        lock of a process that dies."""
+        self._locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self._locks / f"{key}.lock"))
+        while True:
+            try:
+                lock.acquire(timeout=poll)
+                break
+            except TimeoutError:
+                if stop is not None and stop.is_set():
+                    yield False
+                    return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self._cache.close()

@@ -126,11 +126,23 @@ class Reviewer:
             raise
 
     def _review(self, job: Job) -> Review:
+        hit = self._from_cache(job)
+        if hit is not None:
+            return hit
+        # Another process may be asking for the same review: wait for it, then read its reply from the cache.
+        with self.cache.lock(job.key, stop=self.down.halted) as held:
+            if not held:
+                raise Stopped()
+            return self._from_cache(job) or self._request(job)
+
+    def _from_cache(self, job: Job) -> Review | None:
         hit = cached_review(self.cache, job, self.retry_fallbacks, self.use_cache)
         if hit is not None:
             self.stats.add(job.target, cache_hits=1)
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)
-            return hit
+        return hit
+
+    def _request(self, job: Job) -> Review:
         where = f"{job.persona.lens} review of {job.slug}"
         failed: list[str] = []  # what became of each target in the chain, for the error when none served
         chain = [job.target]

@@ -3,7 +3,9 @@ huge invalid reply, a server that misreports usage, and signals while paid reque
 
 from __future__ import annotations
 
+import itertools
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -112,3 +114,21 @@ def test_an_unbounded_timeout_is_capped(timeout: str, fake: FakeChatServer, draf
     monkeypatch.setenv("VERDICTS_TIMEOUT", "nan")
     run = draft(A, "mistral-4b-edge")
     assert run.code == 2 and "VERDICTS_TIMEOUT" in run.err, run.err
+
+
+# 3. T tools cost at most 4 x T requests, in any number of processes.
+
+@pytest.mark.slow
+def test_twenty_drafts_at_once_send_each_review_once(fake: FakeChatServer, project: Path) -> None:
+    for sheet in ("ollama", "vllm", "litellm", "openrouter"):
+        shutil.copy(ROOT / "tests" / "calibration" / "tools" / f"{sheet}.toml", project / "tools")
+    tools = sorted(path.stem for path in (project / "tools").glob("*.toml"))
+    assert len(tools) == 7
+    pairs = list(itertools.combinations(tools, 2))[:20]
+    fake.delay = 0.2
+    env = child_env()
+    processes = [pipeline_process(project, env, "draft", a, b) for a, b in pairs]
+    results = [process.communicate(timeout=120) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err for _, err in results if err][:2]
+    sent = [(request["json"]["messages"][-1]["content"]) for request in fake.history]
+    assert len(fake.history) == 28 == len(set(sent)), f"{len(fake.history)} requests for 28 reviews"
