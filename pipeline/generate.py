@@ -20,6 +20,18 @@ from .settings import Settings
 from .validate import NeedsReask, quote_problems, validate_reply
 from .write import write_atomic
 
+# A model can answer with megabytes. What of an invalid reply goes back to it in a re-ask is paid for again as
+# input tokens, and the run log keeps every reply: both keep the start of such a reply and say it was cut.
+ECHOED_REPLY = 4_000  # characters
+LOGGED_TEXT = 20_000
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and a line saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... cut: the reply was {len(text):,} characters; only the first {limit:,} are shown]"
+
 
 def _detail(exc: TransportError, where: str) -> str:
     return exc.message.removeprefix(f"{where}: ")
@@ -206,7 +218,7 @@ class Reviewer:
                 if attempt < attempts:
                     self.stats.add(target, reasks=1)
                     self.progress.say(f"  re-asking {where}: {'; '.join(problems)}")
-                    messages = [*messages, {"role": "assistant", "content": text or ""},
+                    messages = [*messages, {"role": "assistant", "content": clipped(text or "", ECHOED_REPLY)},
                                 reask_message(self.root, job.persona, problems)]
                 self._check_budget()
                 continue
@@ -268,7 +280,8 @@ class Reviewer:
             return
         self.runlog.write(type="request", lens=job.persona.lens, tool=job.slug, backend=target.backend,
                           model=target.model, provider=target.provider, attempt=attempt, messages=messages,
-                          reply=completion.text if completion else None,
+                          reply=None if completion is None or completion.text is None else
+                          clipped(completion.text, LOGGED_TEXT),
                           finish_reason=completion.finish_reason if completion else None,
                           prompt_tokens=completion.prompt_tokens if completion else 0,
                           completion_tokens=completion.completion_tokens if completion else 0,

@@ -4,6 +4,7 @@ huge invalid reply, a server that misreports usage, and signals while paid reque
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ import diskcache
 import pytest
 
 from tests.conftest import no_page
-from tests.fakeserver import FakeChatServer
+from tests.fakeserver import FakeChatServer, Scripted
 
 ROOT = Path(__file__).resolve().parent.parent
 A, B = "hf-inference-providers", "mistral-3-small"
@@ -132,3 +133,19 @@ def test_twenty_drafts_at_once_send_each_review_once(fake: FakeChatServer, proje
     assert all(process.returncode == 0 for process in processes), [err for _, err in results if err][:2]
     sent = [(request["json"]["messages"][-1]["content"]) for request in fake.history]
     assert len(fake.history) == 28 == len(set(sent)), f"{len(fake.history)} requests for 28 reviews"
+
+
+# 4. A huge invalid reply is neither paid for twice nor logged whole.
+
+def test_huge_invalid_reply_is_cut_in_the_reask_and_the_log(fake: FakeChatServer, draft, project: Path) -> None:
+    huge = "not json " * 250_000  # 2.25 MB
+    fake.enqueue(Scripted(content=huge))
+    run = draft(A, B, "--concurrency", "1")
+    assert run.code == 0, run.err
+    reask = fake.history[1]["json"]["messages"]
+    assistant = [m["content"] for m in reask if m["role"] == "assistant"]
+    assert len(assistant) == 1 and len(assistant[0]) < 5_000 and "characters" in assistant[0]
+    assert len(json.dumps(reask)) < 40_000
+    log = Path(os.environ["VERDICTS_CACHE_DIR"]) / "runs.jsonl"
+    assert log.stat().st_size < 200_000, f"run log is {log.stat().st_size} bytes"
+    assert max(len(line) for line in log.read_text(encoding="utf-8").splitlines()) < 60_000
