@@ -81,7 +81,8 @@ class MalformedBody(ValueError):
 
 
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count as reported, or 0 (not reported) for anything that is not a count: None, a string, a negative."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def read_completion(output: Any) -> Completion:

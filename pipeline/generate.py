@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from .cache import ReviewCache
-from .costs import Stats, price_for
+from .costs import Stats, counted_usage, price_for
 from .errors import BudgetReached, GaveUpOnReply, TransportError
 from .progress import Progress
 from .project import shown
@@ -204,9 +204,10 @@ class Reviewer:
             if self.down.halted.is_set():
                 raise Stopped()
             completion = self._send(job, target, messages, where, attempt, may_move_on)
-            cost = price.cost(completion.prompt_tokens, completion.completion_tokens) if price else None
-            self.stats.add(target, cost, prompt_tokens=completion.prompt_tokens,
-                           completion_tokens=completion.completion_tokens)
+            # A server that reports no usage, or nonsense, is counted from the text: a budget never fails open.
+            prompt_tokens, completion_tokens = counted_usage(messages, completion)
+            cost = price.cost(prompt_tokens, completion_tokens) if price else None
+            self.stats.add(target, cost, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             text = completion.text
             try:
                 reply = validate_reply(job.persona, text, job.sheet)

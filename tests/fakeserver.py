@@ -140,13 +140,16 @@ class Scripted:
 
 
 def completion_body(model: str, content: str | None, finish_reason: str = "stop",
-                    usage: tuple[int, int] = (400, 200)) -> bytes:
-    return json.dumps({
+                    usage: tuple[int, int] | None = (400, 200)) -> bytes:
+    """A chat-completions answer; ``usage=None`` leaves the usage out, as some servers do."""
+    body: dict[str, Any] = {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-    }).encode()
+    }
+    if usage is not None:
+        body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    return json.dumps(body).encode()
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -161,7 +164,7 @@ class FakeChatServer:
                  port: int = 0) -> None:
         self.responder = responder
         self.delay = delay
-        self.usage = (400, 200)  # token counts every reply reports
+        self.usage: tuple[int, int] | None = (400, 200)  # token counts every reply reports; None: no usage
         self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []

@@ -16,7 +16,7 @@ import diskcache
 import pytest
 
 from tests.conftest import no_page
-from tests.fakeserver import FakeChatServer, Scripted
+from tests.fakeserver import FakeChatServer, Scripted, offbeat
 
 ROOT = Path(__file__).resolve().parent.parent
 A, B = "hf-inference-providers", "mistral-3-small"
@@ -149,3 +149,20 @@ def test_huge_invalid_reply_is_cut_in_the_reask_and_the_log(fake: FakeChatServer
     log = Path(os.environ["VERDICTS_CACHE_DIR"]) / "runs.jsonl"
     assert log.stat().st_size < 200_000, f"run log is {log.stat().st_size} bytes"
     assert max(len(line) for line in log.read_text(encoding="utf-8").splitlines()) < 60_000
+
+
+# 5. A budget holds whatever the server says about usage.
+
+@pytest.mark.parametrize("usage", [None, (-80_000_000, 0), (0, 0)], ids=["no usage", "negative", "zero"])
+def test_budget_holds_when_the_server_misreports_usage(usage: tuple[int, int] | None, fake: FakeChatServer,
+                                                      draft, project: Path) -> None:
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text(encoding="utf-8").replace(
+        '# "Qwen/Qwen2.5-72B-Instruct:together" = [0.00, 0.00]', '"Qwen/Qwen2.5-72B-Instruct" = [10.0, 10.0]'),
+        encoding="utf-8")
+    fake.usage = usage
+    fake.responder = offbeat  # every reply is re-asked: 24 requests if nothing stops them
+    run = draft(A, B, "--concurrency", "1", "--max-cost", "0.15")  # the forecast for 8 requests is about $0.11
+    assert run.code == 6, run.err
+    assert len(fake.history) < 16, f"{len(fake.history)} requests under a $0.15 budget"
+    assert "$0.0000" not in run.err + run.out and "$-" not in run.err + run.out
