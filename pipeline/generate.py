@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import queue
 import threading
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+import time
 from pathlib import Path
 
 from .cache import ReviewCache
@@ -24,6 +25,8 @@ from .write import write_atomic
 # input tokens, and the run log keeps every reply: both keep the start of such a reply and say it was cut.
 ECHOED_REPLY = 4_000  # characters
 LOGGED_TEXT = 20_000
+# After Ctrl-C or SIGTERM, how long replies already on their way may take to arrive and be cached.
+INTERRUPT_GRACE = 2.0  # seconds
 
 
 def clipped(text: str, limit: int) -> str:
@@ -298,26 +301,56 @@ class Reviewer:
 
     def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[str, Review]:
         """Every review, by section id, up to ``concurrency`` in flight; the first failure stops new requests and
-        is raised."""
+        is raised once the requests in flight have ended (retries and re-asks stop on the event).
+
+        Workers are daemon threads: on Ctrl-C or SIGTERM, replies already on their way get INTERRUPT_GRACE seconds
+        to arrive and be cached, and then the process exits without waiting for the rest.
+        """
         unique = {job.key: job for job in jobs}  # one request per distinct prompt
+        todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        for job in unique.values():
+            todo.put(job)
+        finished: queue.SimpleQueue[tuple[Job, Review | None, BaseException | None]] = queue.SimpleQueue()
+
+        def work() -> None:
+            while not self.down.halted.is_set():
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    finished.put((job, self.review(job), None))
+                except BaseException as exc:  # raised in the caller's thread below
+                    finished.put((job, None, exc))
+
+        workers = min(self.settings.concurrency, self.backend.concurrency, max(1, len(unique)))
+        threads = [threading.Thread(target=work, name=f"review-{n}", daemon=True) for n in range(workers)]
         results: dict[str, Review] = {}
-        workers = min(self.settings.concurrency, self.backend.concurrency)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
+        failure: BaseException | None = None
         self.progress.start(len(unique), what)
         try:
-            futures: dict[Future[Review], Job] = {pool.submit(self.review, job): job for job in unique.values()}
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() for f in done):
-                wait(pending)  # requests in flight end quickly: retries and re-asks stop on the event
-                failure = self._first_failure or next(e for f in done if (e := f.exception()) is not None)
-                raise failure
-            for future in done:
-                results[futures[future].key] = future.result()
-        except BaseException:  # KeyboardInterrupt included: send nothing more, keep what was cached
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads) or not finished.empty():
+                try:
+                    job, review, exc = finished.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if review is not None:
+                    results[job.key] = review
+                elif failure is None or isinstance(failure, Stopped):
+                    failure = exc
+            if failure is not None or len(results) < len(unique):  # halted: the workers took no more jobs
+                raise self._first_failure or failure or Stopped()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: send nothing more, keep what arrives in the grace period
             self.down.halt()
-            pool.shutdown(wait=False, cancel_futures=True)
+            deadline = time.monotonic() + INTERRUPT_GRACE
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            raise
+        except BaseException:
+            self.down.halt()
             raise
         finally:
             self.progress.close()
-        pool.shutdown(wait=True)
         return {job.section: results[job.key] for job in jobs}

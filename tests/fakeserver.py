@@ -165,6 +165,7 @@ class FakeChatServer:
         self.responder = responder
         self.delay = delay
         self.usage: tuple[int, int] | None = (400, 200)  # token counts every reply reports; None: no usage
+        self.lens_delay: dict[str, float] = {}  # lens -> extra seconds before its replies (some slow, some not)
         self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
@@ -240,7 +241,8 @@ class FakeChatServer:
                     self._send(status, json.dumps({"error": f"{request.get('model')} is down"}).encode(), {})
                     return
                 scripted = fake._next()
-                time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
+                extra = fake.lens_delay.get(lens_and_tool(request)[0], 0.0)
+                fake._stopping.wait(fake.delay + extra + (scripted.delay if scripted else 0.0))
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, b'{"error": "not found"}', {})
                 elif scripted is None:

@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -166,3 +167,40 @@ def test_budget_holds_when_the_server_misreports_usage(usage: tuple[int, int] | 
     assert run.code == 6, run.err
     assert len(fake.history) < 16, f"{len(fake.history)} requests under a $0.15 budget"
     assert "$0.0000" not in run.err + run.out and "$-" not in run.err + run.out
+
+
+# 6. Signals with paid requests in flight.
+
+def test_signals_with_requests_in_flight_stop_promptly_and_keep_what_arrived(fake: FakeChatServer,
+                                                                            project: Path) -> None:
+    fake.lens_delay = {"buyer": 30.0, "futurist": 30.0}  # four replies come at once, four would take 30 s
+    env = child_env()
+
+    def run_until(sent: int, arrived: int, *signals: int) -> tuple[float, int, str]:
+        process = pipeline_process(project, env, "draft", A, B)
+        deadline = time.monotonic() + 30
+        while (len(fake.history) < sent or len(fake.replied) < arrived) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        start = time.monotonic()
+        for index, sig in enumerate(signals):
+            if index:
+                time.sleep(0.3)
+            process.send_signal(sig)
+        try:
+            _, err = process.communicate(timeout=40)
+        finally:
+            process.kill()
+        return time.monotonic() - start, process.returncode, err
+
+    took, code, err = run_until(8, 4, signal.SIGTERM)
+    assert code == 130 and "Traceback" not in err, err
+    assert took < 4, f"SIGTERM took {took:.1f} s"
+    took, code, err = run_until(12, 4, signal.SIGINT, signal.SIGINT)  # only the four slow reviews are asked again
+    assert "Traceback" not in err and code == 130, err
+    assert took < 4, f"Ctrl-C twice took {took:.1f} s"
+    fake.lens_delay = {}
+    rerun = pipeline_process(project, env, "draft", A, B)
+    out, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    assert len(fake.history) == 16 and "4 cache hits" in out, "the four replies that arrived were kept"
