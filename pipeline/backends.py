@@ -12,10 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import ChatCompletionInputMessage, InferenceClient
+from huggingface_hub.errors import InferenceTimeoutError
 
 from .errors import InputError
+from .retry import RequestDeadline, request_timeout, within_deadline
 from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
-from .settings import Settings, choose_backend, public_url
+from .settings import Settings, choose_backend, public_url, server_of
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
@@ -30,11 +32,13 @@ class ChatBackend:
         self.settings = settings
         self.base_url = base_url
         self.concurrency = settings.concurrency
+        self.timeout = request_timeout(settings)  # for the whole request; httpx's applies to each read
+        self.server = server_of(settings, name)
         # One client serves every lens: model and provider travel with each request, not with the client.
         if name == "endpoint":
-            self._client = InferenceClient(base_url=base_url, api_key=api_key or NO_KEY, timeout=settings.timeout)
+            self._client = InferenceClient(base_url=base_url, api_key=api_key or NO_KEY, timeout=self.timeout)
         else:
-            self._client = InferenceClient(provider="auto", api_key=api_key, timeout=settings.timeout,
+            self._client = InferenceClient(provider="auto", api_key=api_key, timeout=self.timeout,
                                            bill_to=settings.bill_to or None)
 
     def describe(self) -> str:
@@ -53,14 +57,20 @@ class ChatBackend:
         if target.structured:
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
-        try:
-            output = self._client.chat_completion(
+
+        def call() -> Any:
+            return self._client.chat_completion(
                 list[dict | ChatCompletionInputMessage](messages),
                 model=self.routed_model(target),
                 temperature=target.temperature,
                 max_tokens=target.max_tokens,
                 **extra,
             )
+
+        try:
+            output = within_deadline(call, self.timeout, self.server)
+        except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
+            raise RequestDeadline(self.server, self.timeout) from None
         except json.JSONDecodeError as exc:
             raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
         return read_completion(output)
@@ -71,7 +81,8 @@ class MalformedBody(ValueError):
 
 
 def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    """A token count as reported, or 0 (not reported) for anything that is not a count: None, a string, a negative."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def read_completion(output: Any) -> Completion:

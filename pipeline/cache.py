@@ -1,15 +1,29 @@
-"""The response cache: valid replies only, keyed on everything that can change a reply and nothing else."""
+"""The response cache: valid replies only, keyed on everything that can change a reply and nothing else.
+
+Values are stored as JSON text and read back only as JSON text: whoever can write the cache directory can change
+what a draft says, but not run code in the process that holds the tokens.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import diskcache
+from diskcache.core import MODE_RAW, MODE_TEXT
+from filelock import FileLock
 
+from .errors import InputError
 from .review import REPLY_FORMAT_VERSION, Message, Target
+
+# The previous version kept its entries under ``responses/`` in a format that could carry code: that directory is
+# never opened, so an old cache reads as empty.
+RESPONSES = "responses-v2"
 
 
 def review_key(target: Target, messages: list[Message]) -> str:
@@ -24,20 +38,100 @@ def review_key(target: Target, messages: list[Message]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class NotData(OSError):
+    """An entry that is not text: the cache treats it as missing (diskcache reads an OSError as a miss)."""
+
+
+class TextOnlyDisk(diskcache.Disk):
+    """diskcache's storage, restricted to text keys and text values; anything else in the database is refused."""
+
+    def put(self, key: Any) -> tuple[Any, bool]:
+        if not isinstance(key, str):
+            raise TypeError("cache keys are text")
+        return super().put(key)
+
+    def get(self, key: Any, raw: bool) -> Any:
+        if not raw:
+            raise NotData("a cache key that is not text")
+        return super().get(key, raw)
+
+    def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
+        if not isinstance(value, str) or read:
+            raise TypeError("cache values are JSON text")
+        return super().store(value, read, key)
+
+    def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
+        if read or mode not in (MODE_RAW, MODE_TEXT) or (mode == MODE_RAW and not isinstance(value, str)):
+            raise NotData("a cache value that is not text")
+        return super().fetch(mode, filename, value, read)
+
+
+def _damaged(directory: Path, exc: sqlite3.Error) -> InputError:
+    return InputError(directory, None, f"the response cache is damaged and cannot be read ({exc})",
+                      hint=f"Delete {directory} (the replies cached there will be asked for again), or move it aside "
+                      "to look at it, then run the command again.")
+
+
 class ReviewCache:
+    """Replies by key, as JSON objects; a damaged database is one error naming the directory to delete.
+
+    ``lock(key)`` is held across processes while a key's request is in flight, so that two drafts that need the
+    same review send it once: the second waits, then reads the first one's reply from the cache.
+    """
+
     def __init__(self, directory: Path) -> None:
-        self._cache = diskcache.Cache(str(directory / "responses"))
+        self.directory = directory / RESPONSES
+        self._locks = directory / "locks"
+        try:
+            self._cache = diskcache.Cache(str(self.directory), disk=TextOnlyDisk)
+        except sqlite3.Error as exc:
+            raise _damaged(self.directory, exc) from None
 
     def get(self, key: str) -> dict[str, Any] | None:
-        value = self._cache.get(key)
+        try:
+            text = self._cache.get(key)
+        except sqlite3.Error as exc:
+            raise _damaged(self.directory, exc) from None
+        if not isinstance(text, str):
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
         return value if isinstance(value, dict) else None
 
     def set(self, key: str, value: dict[str, Any]) -> None:
-        self._cache.set(key, value)
+        try:
+            self._cache.set(key, json.dumps(value, ensure_ascii=False))
+        except sqlite3.Error as exc:
+            raise _damaged(self.directory, exc) from None
 
     def delete(self, key: str) -> bool:
         """Drop an entry; True when there was one."""
-        return bool(self._cache.delete(key))
+        try:
+            return bool(self._cache.delete(key))
+        except sqlite3.Error as exc:
+            raise _damaged(self.directory, exc) from None
+
+    @contextmanager
+    def lock(self, key: str, poll: float = 0.1, stop: Any = None) -> Iterator[bool]:
+        """Hold ``key``'s lock, shared by every process on this cache directory. Waits until it is free, or until
+        ``stop`` (a threading.Event) is set: then yields False without the lock. The operating system releases the
+        lock of a process that dies."""
+        self._locks.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self._locks / f"{key}.lock"))
+        while True:
+            try:
+                lock.acquire(timeout=poll)
+                break
+            except TimeoutError:
+                if stop is not None and stop.is_set():
+                    yield False
+                    return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def close(self) -> None:
         self._cache.close()

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from . import __version__
@@ -182,8 +183,24 @@ def _silence() -> None:
     os.close(devnull)
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM (CI cancelling a job) ends a run like Ctrl-C: cleanly, keeping the cache
+def _interrupt_handler() -> tuple[Callable[[int, object], None], Callable[[], bool]]:
+    """A handler for Ctrl-C and SIGTERM (CI cancelling a job), and a way to ask whether it fired.
+
+    The first signal ends a run like Ctrl-C, cleanly: KeyboardInterrupt, replies on their way get a moment to be
+    cached, exit 130. A second one, while that happens, ends the process at once, quietly and with the same status.
+    """
+    fired = False
+
+    def handle(signum: int, frame: object) -> None:
+        nonlocal fired
+        if fired:
+            with contextlib.suppress(OSError):
+                os.write(2, b"interrupted again: stopped at once\n")
+            os._exit(INTERRUPTED)
+        fired = True
+        raise KeyboardInterrupt
+
+    return handle, lambda: fired
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,11 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         raise
     if threading.current_thread() is not threading.main_thread():
         return _main(args)
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    handle, fired = _interrupt_handler()
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         return _main(args)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if not fired():  # once interrupted, the process is ending: a second signal still must not print a traceback
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _main(args: argparse.Namespace) -> int:

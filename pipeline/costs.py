@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .errors import OverBudget, plural
-from .review import Message, Target, model_label
+from .review import Completion, Message, Target, model_label
 from .settings import Settings
 
 # A forecast needs a reply length before there is a reply: a 170-word quote in JSON is about 260 tokens.
@@ -42,6 +42,17 @@ def price_for(settings: Settings, target: Target) -> Price | None:
 def estimate_tokens(messages: list[Message]) -> int:
     """About four characters a token for English prose: good enough to forecast, never used to bill."""
     return sum(len(m["content"]) for m in messages) // 4 + 8 * len(messages)
+
+
+def counted_usage(messages: list[Message], completion: Completion) -> tuple[int, int]:
+    """The (prompt, completion) tokens a reply is counted at: what the server reported, or, where it reported
+    none, zero, a negative count or less than a quarter of the estimate, the estimate from the text. A budget must
+    not fail open because a server says a request was free."""
+    def plausible(reported: int, estimate: int) -> int:
+        return reported if reported > 0 and reported >= estimate // 4 else estimate
+
+    return (plausible(completion.prompt_tokens, estimate_tokens(messages)),
+            plausible(completion.completion_tokens, len(completion.text or "") // 4 + 1))
 
 
 def money(value: float | None) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import queue
 import threading
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+import time
 from pathlib import Path
 
 from .cache import ReviewCache
-from .costs import Stats, price_for
+from .costs import Stats, counted_usage, price_for
 from .errors import BudgetReached, GaveUpOnReply, TransportError
 from .progress import Progress
 from .project import shown
@@ -19,6 +20,20 @@ from .runlog import RunLog
 from .settings import Settings
 from .validate import NeedsReask, quote_problems, validate_reply
 from .write import write_atomic
+
+# A model can answer with megabytes. What of an invalid reply goes back to it in a re-ask is paid for again as
+# input tokens, and the run log keeps every reply: both keep the start of such a reply and say it was cut.
+ECHOED_REPLY = 4_000  # characters
+LOGGED_TEXT = 20_000
+# After Ctrl-C or SIGTERM, how long replies already on their way may take to arrive and be cached.
+INTERRUPT_GRACE = 2.0  # seconds
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text``, or its first ``limit`` characters and a line saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... cut: the reply was {len(text):,} characters; only the first {limit:,} are shown]"
 
 
 def _detail(exc: TransportError, where: str) -> str:
@@ -126,11 +141,23 @@ class Reviewer:
             raise
 
     def _review(self, job: Job) -> Review:
+        hit = self._from_cache(job)
+        if hit is not None:
+            return hit
+        # Another process may be asking for the same review: wait for it, then read its reply from the cache.
+        with self.cache.lock(job.key, stop=self.down.halted) as held:
+            if not held:
+                raise Stopped()
+            return self._from_cache(job) or self._request(job)
+
+    def _from_cache(self, job: Job) -> Review | None:
         hit = cached_review(self.cache, job, self.retry_fallbacks, self.use_cache)
         if hit is not None:
             self.stats.add(job.target, cache_hits=1)
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {hit.verdict} (cache)", cached=True)
-            return hit
+        return hit
+
+    def _request(self, job: Job) -> Review:
         where = f"{job.persona.lens} review of {job.slug}"
         failed: list[str] = []  # what became of each target in the chain, for the error when none served
         chain = [job.target]
@@ -180,9 +207,10 @@ class Reviewer:
             if self.down.halted.is_set():
                 raise Stopped()
             completion = self._send(job, target, messages, where, attempt, may_move_on)
-            cost = price.cost(completion.prompt_tokens, completion.completion_tokens) if price else None
-            self.stats.add(target, cost, prompt_tokens=completion.prompt_tokens,
-                           completion_tokens=completion.completion_tokens)
+            # A server that reports no usage, or nonsense, is counted from the text: a budget never fails open.
+            prompt_tokens, completion_tokens = counted_usage(messages, completion)
+            cost = price.cost(prompt_tokens, completion_tokens) if price else None
+            self.stats.add(target, cost, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
             text = completion.text
             try:
                 reply = validate_reply(job.persona, text, job.sheet)
@@ -194,7 +222,7 @@ class Reviewer:
                 if attempt < attempts:
                     self.stats.add(target, reasks=1)
                     self.progress.say(f"  re-asking {where}: {'; '.join(problems)}")
-                    messages = [*messages, {"role": "assistant", "content": text or ""},
+                    messages = [*messages, {"role": "assistant", "content": clipped(text or "", ECHOED_REPLY)},
                                 reask_message(self.root, job.persona, problems)]
                 self._check_budget()
                 continue
@@ -256,7 +284,8 @@ class Reviewer:
             return
         self.runlog.write(type="request", lens=job.persona.lens, tool=job.slug, backend=target.backend,
                           model=target.model, provider=target.provider, attempt=attempt, messages=messages,
-                          reply=completion.text if completion else None,
+                          reply=None if completion is None or completion.text is None else
+                          clipped(completion.text, LOGGED_TEXT),
                           finish_reason=completion.finish_reason if completion else None,
                           prompt_tokens=completion.prompt_tokens if completion else 0,
                           completion_tokens=completion.completion_tokens if completion else 0,
@@ -272,26 +301,56 @@ class Reviewer:
 
     def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[str, Review]:
         """Every review, by section id, up to ``concurrency`` in flight; the first failure stops new requests and
-        is raised."""
+        is raised once the requests in flight have ended (retries and re-asks stop on the event).
+
+        Workers are daemon threads: on Ctrl-C or SIGTERM, replies already on their way get INTERRUPT_GRACE seconds
+        to arrive and be cached, and then the process exits without waiting for the rest.
+        """
         unique = {job.key: job for job in jobs}  # one request per distinct prompt
+        todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        for job in unique.values():
+            todo.put(job)
+        finished: queue.SimpleQueue[tuple[Job, Review | None, BaseException | None]] = queue.SimpleQueue()
+
+        def work() -> None:
+            while not self.down.halted.is_set():
+                try:
+                    job = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    finished.put((job, self.review(job), None))
+                except BaseException as exc:  # raised in the caller's thread below
+                    finished.put((job, None, exc))
+
+        workers = min(self.settings.concurrency, self.backend.concurrency, max(1, len(unique)))
+        threads = [threading.Thread(target=work, name=f"review-{n}", daemon=True) for n in range(workers)]
         results: dict[str, Review] = {}
-        workers = min(self.settings.concurrency, self.backend.concurrency)
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="review")
+        failure: BaseException | None = None
         self.progress.start(len(unique), what)
         try:
-            futures: dict[Future[Review], Job] = {pool.submit(self.review, job): job for job in unique.values()}
-            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-            if any(f.exception() for f in done):
-                wait(pending)  # requests in flight end quickly: retries and re-asks stop on the event
-                failure = self._first_failure or next(e for f in done if (e := f.exception()) is not None)
-                raise failure
-            for future in done:
-                results[futures[future].key] = future.result()
-        except BaseException:  # KeyboardInterrupt included: send nothing more, keep what was cached
+            for thread in threads:
+                thread.start()
+            while any(thread.is_alive() for thread in threads) or not finished.empty():
+                try:
+                    job, review, exc = finished.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if review is not None:
+                    results[job.key] = review
+                elif failure is None or isinstance(failure, Stopped):
+                    failure = exc
+            if failure is not None or len(results) < len(unique):  # halted: the workers took no more jobs
+                raise self._first_failure or failure or Stopped()
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: send nothing more, keep what arrives in the grace period
             self.down.halt()
-            pool.shutdown(wait=False, cancel_futures=True)
+            deadline = time.monotonic() + INTERRUPT_GRACE
+            for thread in threads:
+                thread.join(max(0.0, deadline - time.monotonic()))
+            raise
+        except BaseException:
+            self.down.halt()
             raise
         finally:
             self.progress.close()
-        pool.shutdown(wait=True)
         return {job.section: results[job.key] for job in jobs}

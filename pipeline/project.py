@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from filelock import FileLock
 
 from .assemble import vote_shares
 from .cache import review_key
@@ -100,12 +101,8 @@ class Project:
         then finds nothing stale instead of paying again and taking the first one's text for hand edits."""
         path = self.root / ".cache" / "verdicts.lock"  # .cache/ is git-ignored; the lock is the project's
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        with FileLock(path):
+            yield
 
     @cached_property
     def inputs(self) -> Inputs:

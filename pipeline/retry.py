@@ -21,7 +21,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from .errors import CreditsExhausted, TransportError
+from .errors import CreditsExhausted, TransportError, clip
 from .settings import Settings, public_url
 
 T = TypeVar("T")
@@ -32,6 +32,49 @@ LOCAL_NETWORKS = tuple(ipaddress.ip_network(net) for net in
                        ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 REFUSED_ATTEMPTS = 2
 REFUSED_WAIT = 0.2  # seconds before the one retry
+# The longest timeout honoured, in seconds: an hour is already no timeout for a chat reply, and a larger number
+# (inf, 1e300) overflows the clocks that sockets and threads wait on.
+MAX_TIMEOUT = 3600.0
+
+
+def request_timeout(settings: Settings) -> float:
+    """Seconds a request may take from start to finish, ``timeout`` capped at MAX_TIMEOUT."""
+    return min(settings.timeout, MAX_TIMEOUT)
+
+
+class RequestDeadline(TimeoutError):
+    """No complete reply within the timeout, however the server paced it (a byte at a time counts as slow)."""
+
+    def __init__(self, url: str, seconds: float) -> None:
+        super().__init__(f"no complete reply from {url} within {seconds:g} s")
+        self.url, self.seconds = url, seconds
+
+
+def within_deadline(call: Callable[[], T], seconds: float, url: str) -> T:
+    """``call()``, or RequestDeadline once ``seconds`` have passed, whatever the call is waiting on.
+
+    httpx's timeouts bound each read, so a server that sends a byte every few hundred milliseconds never trips them.
+    The call runs in a daemon thread: past the deadline it is abandoned (its connection ends when the server's does,
+    or at the next read timeout) and never holds up the run or the process's exit.
+    """
+    outcome: list[tuple[bool, Any]] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as exc:  # handed to the caller, in its own thread
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="request", daemon=True).start()
+    if not done.wait(seconds):
+        raise RequestDeadline(url, seconds)
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
 
 
 def is_local(host: str) -> bool:
@@ -130,12 +173,14 @@ def describe(exc: BaseException) -> str:
     if status is not None:
         reason = getattr(exc.response, "reason_phrase", "") if isinstance(exc, HfHubHTTPError) else ""
         return f"HTTP {status} {reason}".strip()
+    if isinstance(exc, RequestDeadline):
+        return str(exc)
     if isinstance(exc, InferenceTimeoutError | httpx2.TimeoutException | TimeoutError):
         return "the request timed out"
     if isinstance(exc, httpx2.ConnectError | ConnectionError):
         url, why = url_of(exc), " (connection refused)" if refused(exc) else ""
         return f"could not connect to {url}{why}" if url else f"could not connect{why}"
-    return f"{type(exc).__name__}: {exc}"[:300]
+    return clip(f"{type(exc).__name__}: {exc}", 300)
 
 
 def server_said(exc: HfHubHTTPError) -> str:
@@ -228,9 +273,9 @@ def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
         return TransportError(failing, status, attempts, hint="The server may be down or overloaded; run the draft "
                               "again later, replies already received are cached.")
     if isinstance(exc, HfHubHTTPError):  # the status, and what the server said about it
-        said = " ".join(server_said(exc).split())[:300]
+        said = clip(" ".join(server_said(exc).split()), 300)
         return TransportError(f"{where}: {describe(exc)}" + (f": {said}" if said else ""), status, attempts)
     if isinstance(exc, ValueError):
-        detail = str(exc).splitlines()[0][:300] if str(exc) else describe(exc)
+        detail = clip(str(exc).splitlines()[0], 300) if str(exc) else describe(exc)
         return TransportError(f"{where}: {detail}", status, attempts)
     return exc

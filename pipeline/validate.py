@@ -7,6 +7,7 @@ import re
 
 from pydantic import ValidationError
 
+from .errors import clip
 from .load import Beat, FactSheet, Persona
 from .review import Reply
 
@@ -49,7 +50,7 @@ def parse_reply(text: str | None) -> Reply:
             if error["type"] == "missing":
                 problems.append(f'the key "{field}" is missing')
             elif field == "verdict":
-                problems.append(f'"verdict" must be "ship" or "skip", not {error.get("input")!r}'[:200])
+                problems.append(clip(f'"verdict" must be "ship" or "skip", not {error.get("input")!r}', 200))
             else:
                 problems.append(f'"{field}": {error["msg"]}')
         raise NeedsReask(problems) from None

@@ -155,13 +155,16 @@ class Scripted:
 
 
 def completion_body(model: str, content: str | None, finish_reason: str = "stop",
-                    usage: tuple[int, int] = (400, 200)) -> bytes:
-    return json.dumps({
+                    usage: tuple[int, int] | None = (400, 200)) -> bytes:
+    """A chat-completions answer; ``usage=None`` leaves the usage out, as some servers do."""
+    body: dict[str, Any] = {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "finish_reason": finish_reason,
                      "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
-    }).encode()
+    }
+    if usage is not None:
+        body["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    return json.dumps(body).encode()
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -176,7 +179,9 @@ class FakeChatServer:
                  port: int = 0) -> None:
         self.responder = responder
         self.delay = delay
-        self.usage = (400, 200)  # token counts every reply reports
+        self.usage: tuple[int, int] | None = (400, 200)  # token counts every reply reports; None: no usage
+        self.lens_delay: dict[str, float] = {}  # lens -> extra seconds before its replies (some slow, some not)
+        self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
         self.in_flight = 0
@@ -184,6 +189,7 @@ class FakeChatServer:
         self.max_in_flight = 0
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()  # ends trickles and slow replies when the server stops
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -201,6 +207,7 @@ class FakeChatServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -249,7 +256,8 @@ class FakeChatServer:
                     self._send(status, json.dumps({"error": f"{request.get('model')} is down"}).encode(), {})
                     return
                 scripted = fake._next()
-                time.sleep(fake.delay + (scripted.delay if scripted else 0.0))
+                extra = fake.lens_delay.get(lens_and_tool(request)[0], 0.0)
+                fake._stopping.wait(fake.delay + extra + (scripted.delay if scripted else 0.0))
                 if not self.path.endswith("/chat/completions"):
                     self._send(404, b'{"error": "not found"}', {})
                 elif scripted is None:
@@ -278,6 +286,13 @@ class FakeChatServer:
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(2)  # the peer sees the body end short of content-length
+                    return
+                if fake.trickle is not None:  # every read gets a byte in time; the whole body takes minutes
+                    for index in range(len(body)):
+                        self.wfile.write(body[index:index + 1])
+                        self.wfile.flush()
+                        if fake._stopping.wait(fake.trickle):
+                            return
                     return
                 self.wfile.write(body)
 
