@@ -15,7 +15,7 @@ from typing import Protocol
 import merge3
 
 from .assemble import VERDICT_LINE, Page
-from .review import FRAME, describe_section
+from .review import FRAME, describe_section, is_card, parse_section
 
 
 class Region(Protocol):
@@ -279,3 +279,63 @@ def as_edited(base: Page, lines: list[str]) -> Page:
             start, end = spans.get(owner, (index, index + 1))
             spans[owner] = (min(start, index), max(end, index + 1))
     return Page("\n".join(lines), spans)
+
+
+def lens_order(page: Page) -> list[str]:
+    """The lenses of a page's quote rows, in page order."""
+    kinds: list[str] = []
+    for name, _ in sorted(page.spans.items(), key=lambda item: item[1]):
+        kind = parse_section(name)[0] if not is_card(name) else ""
+        if kind and kind not in kinds:
+            kinds.append(kind)
+    return kinds
+
+
+def _rows(lines: list[str], spans: dict[str, tuple[int, int]], lenses: list[str]) -> list[tuple[int, int]] | None:
+    """Where each lens's row lies: from the block just before its first quote (its heading) to its last quote."""
+    rows = []
+    for lens in lenses:
+        mine = [span for name, span in spans.items() if not is_card(name) and parse_section(name)[0] == lens]
+        if not mine:
+            return None
+        first, last = min(s for s, _ in mine), max(e for _, e in mine)
+        start = first
+        while start > 0 and not lines[start - 1].strip():
+            start -= 1
+        while start > 0 and lines[start - 1].strip():  # the heading block right above the first quote
+            start -= 1
+        rows.append((start, last))
+    if not all(a[1] <= b[0] for a, b in zip(rows, rows[1:], strict=False)):
+        return None
+    # A row reaches up to the next one, blank lines between them included, so moving rows moves them too.
+    return [(start, rows[i + 1][0] if i + 1 < len(rows) else end) for i, (start, end) in enumerate(rows)]
+
+
+def in_order(page: Page, lines: list[str], order: list[str]) -> tuple[Page, list[str]] | None:
+    """The page as generated and the editor's draft with their lens rows put in ``order`` (personas swapped their
+    ``order``), so the merge sees rows in the same places rather than rows that moved. None when a row cannot be
+    found in both."""
+    lenses = lens_order(page)
+    if lenses == order or sorted(lenses) != sorted(order):
+        return None
+    edited = as_edited(page, lines)
+    base_rows, our_rows = _rows(page.lines, page.spans, lenses), _rows(lines, edited.spans, lenses)
+    if base_rows is None or our_rows is None:
+        return None
+
+    def rearrange(text: list[str], rows: list[tuple[int, int]],
+                  spans: dict[str, tuple[int, int]]) -> tuple[list[str], dict[str, tuple[int, int]]]:
+        out, moved = list(text[:rows[0][0]]), {}
+        for lens in order:
+            start, end = rows[lenses.index(lens)]
+            shift = len(out) - start
+            moved.update({name: (s + shift, e + shift) for name, (s, e) in spans.items() if start <= s < end})
+            out += text[start:end]
+        tail = len(out) - rows[-1][1]
+        moved.update({name: (s + tail, e + tail) for name, (s, e) in spans.items() if s >= rows[-1][1]})
+        moved.update({name: span for name, span in spans.items() if span[1] <= rows[0][0]})
+        return out + text[rows[-1][1]:], moved
+
+    base_lines, base_spans = rearrange(page.lines, base_rows, page.spans)
+    our_lines, _ = rearrange(lines, our_rows, edited.spans)
+    return Page("\n".join(base_lines), base_spans), our_lines

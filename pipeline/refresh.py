@@ -18,7 +18,7 @@ from typing import TextIO
 from .assemble import assemble
 from .costs import Stats
 from .errors import CONFLICT, OK, GaveUpOnReply, Outcome, plural
-from .merge import RESOLVE, Conflict, Unresolved, edited_sections, merge
+from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge
 from .project import Project
 from .provenance import build_record, write_record
 from .report import facts_to_check, run_report
@@ -130,6 +130,9 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     community = project.community(*record.tools)
     theirs = assemble(project.root, project.personas, status.tools, reviews, community,
                       shown_verdicts(record, ours)).keep(base, record.pinned)
+    reordered = in_order(base, ours, lens_order(theirs))  # personas swapped places: rows move, edits stay put
+    if reordered is not None:
+        base, ours = reordered
     pinned = [name for name in record.pinned if name in theirs.spans]
     change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
                          released=[name for name in record.pinned if name not in theirs.spans])

@@ -132,3 +132,21 @@ def test_the_others_are_still_refreshed_when_one_draft_has_no_sidecar(fake: Fake
     run = cli("refresh")
     assert run.code == 5 and "no provenance record" in run.out
     assert "$8 / M tokens" in page(project, A, B).read_text()
+
+
+def test_swapping_two_personas_order_with_an_edit_keeps_one_heading_each(fake: FakeChatServer, cli,
+                                                                          project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    draft = page(project, A, B)
+    mine = "“The editor's builder quote, which must survive the rows trading places.”"
+    draft.write_text(draft.read_text().replace(quote_line(draft.read_text(), B_NAME, "Builder"), mine))
+    builder, skeptic = project / "personas" / "builder.toml", project / "personas" / "skeptic.toml"
+    builder.write_text(builder.read_text().replace("order = 1", "order = 2"))
+    skeptic.write_text(skeptic.read_text().replace("order = 2", "order = 1"))
+    run = cli("refresh")
+    assert run.code == 0, run.out + run.err
+    text = draft.read_text()
+    assert text.count("### Builder") == 1 and text.count("### Skeptic") == 1
+    assert text.index("### Skeptic") < text.index("### Builder"), "the rows follow the new order"
+    assert quote_line(text, B_NAME, "Builder") == mine and "<<<<<<<" not in text
+    assert cli("stale").code == 0
