@@ -92,6 +92,7 @@ class Usage:
 
     requests: int = 0
     cache_hits: int = 0
+    from_outputs: int = 0  # reviews reused from the drafts under outputs/, with no request
     reasks: int = 0
     retries: int = 0
     failed: int = 0  # times a target could not serve a review: still failing after its retries, or refused

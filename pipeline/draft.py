@@ -79,7 +79,8 @@ def command(root: Path, args: Namespace) -> Outcome:
     drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks,
                     use_cache=not args.no_cache)
     s = drafted.stats
-    lines = [f"Wrote {shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, {s.reasks} "
+    lines = [f"Wrote {shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, "
+             f"{s.from_outputs} from outputs/, {s.reasks} "
              f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
              f"tokens, {drafted.seconds:.1f} s"]
     if drafted.fallbacks:

@@ -42,7 +42,10 @@ def command(root: Path, args: Namespace) -> Outcome:
     keys = keys_to_forget(Project(root, settings), args.targets)
     cache = ReviewCache(settings.cache_dir)
     try:
-        dropped = sum(cache.delete(key) for key in sorted(keys))
+        dropped = 0
+        for key in sorted(keys):  # a mark, not a deletion: the drafts under outputs/ must not lend it back either
+            dropped += bool((cache.get(key) or {}).get("quote"))
+            cache.set(key, {"forgotten": True})
     finally:
         cache.close()
     return Outcome([f"Forgot {dropped} cached review{'s' * (dropped != 1)} of {', '.join(args.targets)}; the next "

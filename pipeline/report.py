@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .costs import Forecast, Stats, money
+from .costs import Forecast, Stats, Usage, money
 from .review import describe_section
 from .settings import Settings
 
@@ -15,15 +15,17 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def run_report(stats: Stats, seconds: float, settings: Settings) -> list[str]:
     """The end-of-run report: what was sent, received and spent, per backend and model."""
-    header = ["backend", "model", "provider", "requests", "cache hits", "re-asks", "retries", "failed", "prompt tok",
-              "completion tok", "cost"]
-    rows = [[backend, model, provider or "-", str(u.requests), str(u.cache_hits), str(u.reasks), str(u.retries),
-             str(u.failed), str(u.prompt_tokens), str(u.completion_tokens), money(u.cost)]
+    header = ["backend", "model", "provider", "requests", "cache hits", "from outputs/", "re-asks", "retries",
+              "failed", "prompt tok", "completion tok", "cost"]
+
+    def counts(u: Usage) -> list[str]:
+        return [str(n) for n in (u.requests, u.cache_hits, u.from_outputs, u.reasks, u.retries, u.failed,
+                                 u.prompt_tokens, u.completion_tokens)] + [money(u.cost)]
+
+    rows = [[backend, model, provider or "-", *counts(u)]
             for (backend, model, provider), u in sorted(stats.by_target.items())]
     if len(rows) > 1:
-        rows.append(["total", "", "", str(stats.requests), str(stats.cache_hits), str(stats.reasks),
-                     str(stats.retries), str(stats.failed), str(stats.prompt_tokens), str(stats.completion_tokens),
-                     money(stats.cost)])
+        rows.append(["total", "", "", *counts(stats)])
     dated = f", prices as of {settings.prices_as_of}" if settings.prices_as_of else ""
     lines = [f"Run report ({seconds:.1f} s wall{dated}):", *("  " + line for line in _table(header, rows))]
     if stats.cost is None:

@@ -13,12 +13,14 @@ from typing import TextIO
 from .backends import select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
-from .errors import GaveUpOnReply
+from .errors import GaveUpOnReply, InputError
 from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
+from .provenance import read_record
 from .review import Job, Review
 from .runlog import RunLog
+from .validate import quote_problems
 
 
 class ReviewSession:
@@ -35,18 +37,60 @@ class ReviewSession:
         self.stats = Stats()
         self.missing: list[GaveUpOnReply] = []  # reviews that stayed invalid: their quotes are placeholders
 
+    def library(self) -> dict[str, Review]:
+        """The reviews the drafts under outputs/ record, by cache key: what they say is enough to rebuild the
+        review, so a new page reuses it on any machine, with an empty cache. Quotes left as placeholders are not
+        reviews."""
+        found: dict[str, Review] = {}
+        for path in self.project.all_drafts():
+            try:
+                record = read_record(path)
+            except InputError:  # a damaged sidecar is stale's and refresh's to report; it just lends nothing here
+                continue
+            for name, section in (record.sections if record else {}).items():
+                if section.key and section.quote and not section.missing:
+                    found.setdefault(section.key, section.review(name))
+        return found
+
+    def from_outputs(self, cache: ReviewCache, jobs: list[Job]) -> dict[str, Review]:
+        """Reviews of ``jobs`` that the cache lacks and a draft under outputs/ holds, still valid for their lens;
+        they are put in the cache too."""
+        if not self.use_cache:
+            return {}
+        library = self.library()
+        reused: dict[str, Review] = {}
+        for job in jobs:
+            old = library.get(job.key)
+            if old is None or job.key in reused or (cache.get(job.key) or {}).get("forgotten") or \
+                    cached_review(cache, job, self.retry_fallbacks) is not None:
+                continue
+            if (old.fallback and self.retry_fallbacks) or quote_problems(job.persona, old.quote, job.sheet):
+                continue
+            review = Review(job.persona.lens, job.slug, old.verdict, old.quote, old.model, old.provider, old.fallback)
+            cache.set(job.key, {"verdict": review.verdict, "quote": review.quote, "model": review.model,
+                                "provider": review.provider, "fallback": review.fallback})
+            reused[job.key] = review
+            self.stats.add(job.target, from_outputs=1)
+        return reused
+
     def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str) -> dict[str, Review]:
         """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent."""
         cache = ReviewCache(self.settings.cache_dir)
         try:
-            check_budget(self.settings, self.forecast(cache, jobs))
+            reused = self.from_outputs(cache, jobs)
+            jobs_left = [job for job in jobs if job.key not in reused]
+            if not jobs_left:
+                print(f"{announce}: every review comes from the drafts under outputs/", file=self.log)
+                return {job.section: reused[job.key] for job in jobs}
+            check_budget(self.settings, self.forecast(cache, jobs_left))
             print(f"{announce} through {self.backend.describe()}", file=self.log)
             runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
                                 self.retry_fallbacks, self.stats, self.use_cache)
             self.missing = reviewer.missing
             try:
-                reviews = reviewer.review_all(jobs, what)
+                reviews = reviewer.review_all(jobs_left, what)
+                reviews.update({job.section: reused[job.key] for job in jobs if job.key in reused})
             except BaseException as exc:
                 runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
                 raise

@@ -49,7 +49,7 @@ def test_a_draft_ends_with_the_run_report(fake: FakeChatServer, cli, project: Pa
     assert "prices as of 2026-11-20" in report
     row = next(line for line in report.splitlines() if line.strip().startswith("endpoint"))
     # 8 requests x (400 prompt + 200 completion tokens) at $1 and $2 per million tokens.
-    assert row.split() == ["endpoint", MODEL, "-", "8", "0", "0", "0", "0", "3200", "1600", "$0.0064"]
+    assert row.split() == ["endpoint", MODEL, "-", "8", "0", "0", "0", "0", "0", "3200", "1600", "$0.0064"]
 
 
 def test_a_budget_below_the_forecast_refuses_to_start(fake: FakeChatServer, cli, project: Path) -> None:

@@ -222,3 +222,21 @@ def test_a_forecast_of_one_request_says_request() -> None:
     with pytest.raises(OverBudget) as caught:
         check_budget(Settings(max_cost=0.001), Forecast(requests=1, cost=0.5))
     assert "($0.5000 forecast" not in caught.value.message and "(1 request)" in caught.value.message
+
+
+def test_reviews_in_committed_drafts_are_reused_with_an_empty_cache(fake: FakeChatServer, cli, project: Path) -> None:
+    """Issue 15, part 1: a fresh clone (empty cache) drafting a-vs-c pays nothing when a-vs-b and c-vs-d are there."""
+    import shutil
+
+    d = "fourth-tool"
+    (project / "tools" / f"{d}.toml").write_text((project / "tools" / f"{B}.toml").read_text()
+                                                 .replace('name = "Mistral 3 Small (24B)"', 'name = "Fourth Tool"'))
+    c = "mistral-4b-edge"
+    assert cli("draft", A, B).code == 0 and cli("draft", c, d).code == 0
+    shutil.rmtree(os.environ["VERDICTS_CACHE_DIR"])
+    sent = len(fake.history)
+    run = cli("draft", A, c)
+    assert run.code == 0, run.err
+    assert len(fake.history) == sent, "every review came from the drafts under outputs/"
+    assert "0 requests, 0 cache hits, 8 from outputs/" in run.out
+    assert cli("draft", A, c, "--force").code == 0 and len(fake.history) == sent
