@@ -112,3 +112,13 @@ def test_check_fails_with_the_table_when_a_persona_edit_breaks_calibration(cli, 
     run = cli("check")
     assert run.code == 2 and "the lens checks no longer hold" in run.out and "skeptic on-beat" in run.out
     assert re.search(r"^\s+skeptic\s+\d+/\d+", run.out, re.MULTILINE)
+
+
+def test_a_new_lens_with_no_corpus_quotes_is_reported_not_failed(cli, project: Path) -> None:
+    """A fifth persona is a normal editorial change: calibration cannot judge it yet, and says so."""
+    operator = project / "personas" / "operator.toml"
+    operator.write_text((project / "personas" / "builder.toml").read_text().replace("order = 1", "order = 5")
+                        .replace('title = "Builder"', 'title = "Operator"'))
+    run = cli("calibrate", "--corpus", str(CORPUS))
+    assert run.code == 0 and "calibration holds" in run.out
+    assert "not calibrated, no quotes in the corpus were written for: operator" in run.out
