@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal.add_argument("--corpus", type=Path, default=Path("tests/calibration"), help="the corpus directory")
     cal.add_argument("--misses", type=int, default=10, help="how many misjudged quotes to show")
 
+    q = commands.add_parser("quotes", help="each tool's quotes across the drafts, and whether the pages agree",
+                            description="For a tool (or every tool), each lens's quote on every page that carries it: "
+                            "raw (as generated), edited by hand, or divergent (pages show different texts).")
+    q.add_argument("tools", nargs="*", metavar="TOOL", help="tool slugs (default: every tool)")
+    q.add_argument("--json", action="store_true", help="print JSON for scripts")
+
     f = commands.add_parser("forget", help="drop the cached reviews of drafts or tools",
                             description="Drop the cached reviews of drafts (the reviews their sidecars record) or of "
                             "tools (every cached review of the tool that a draft records or a draft would ask for "
@@ -145,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
 COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
             "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept", "calibrate": "calibrate",
-            "check": "check"}
+            "check": "check", "quotes": "quotes"}
 
 
 def run(args: argparse.Namespace) -> int:

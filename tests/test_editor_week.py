@@ -240,3 +240,23 @@ def test_reviews_in_committed_drafts_are_reused_with_an_empty_cache(fake: FakeCh
     assert len(fake.history) == sent, "every review came from the drafts under outputs/"
     assert "0 requests, 0 cache hits, 8 from outputs/" in run.out
     assert cli("draft", A, c, "--force").code == 0 and len(fake.history) == sent
+
+
+def test_quotes_shows_each_lens_across_pages_raw_edited_or_divergent(fake: FakeChatServer, cli,
+                                                                      project: Path) -> None:
+    """Issue 15, part 3: `quotes a` lists each lens's text on every page that carries it."""
+    c = "mistral-4b-edge"
+    assert cli("draft", A, B).code == 0 and cli("draft", A, c).code == 0
+    run = cli("quotes", A)
+    assert run.code == 0 and f"{A} / skeptic: raw" in run.out
+    assert f"outputs/{A}-vs-{B}.md (raw)" in run.out and f"outputs/{A}-vs-{c}.md (raw)" in run.out
+    draft = page_of(project)
+    text = draft.read_text()
+    start = text.index("> “The category is crowded, and Hugging Face")
+    draft.write_text(text[:start] + "> “An editor's sharper skeptic quote.”" + text[text.index("\n", start):])
+    run = cli("quotes", A, "--json")
+    skeptic = next(q for q in json.loads(run.out) if q["lens"] == "skeptic")
+    assert skeptic["state"] == "divergent"
+    assert {p["page"]: p["state"] for p in skeptic["pages"]} == {f"outputs/{A}-vs-{B}.md": "edited",
+                                                                 f"outputs/{A}-vs-{c}.md": "raw"}
+    assert cli("quotes", "no-such-tool").code == 2
