@@ -100,7 +100,9 @@ def test_trickling_server_is_cut_off_at_the_timeout(fake: FakeChatServer, projec
         process.kill()
     ended = time.perf_counter()
     first = min(request["at"] for request in fake.history)
-    assert ended - first < 3.0, f"the draft ended {ended - first:.1f} s after its first request"
+    # The request is cut at 2 s (about 2.2 s to exit, measured on a quiet machine); the bound only has to tell
+    # a deadline from the eight minutes a trickle would take, without failing on a busy CI machine.
+    assert ended - first < 6.0, f"the draft ended {ended - first:.1f} s after its first request"
     assert process.returncode == 3, err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and fake.base_url in errors[0] and "2 s" in errors[0], err
@@ -195,10 +197,10 @@ def test_signals_with_requests_in_flight_stop_promptly_and_keep_what_arrived(fak
 
     took, code, err = run_until(8, 4, signal.SIGTERM)
     assert code == 130 and "Traceback" not in err, err
-    assert took < 4, f"SIGTERM took {took:.1f} s"
+    assert took < 8, f"SIGTERM took {took:.1f} s"  # about 2 s on a quiet machine; 32 s before
     took, code, err = run_until(12, 4, signal.SIGINT, signal.SIGINT)  # only the four slow reviews are asked again
     assert "Traceback" not in err and code == 130, err
-    assert took < 4, f"Ctrl-C twice took {took:.1f} s"
+    assert took < 8, f"Ctrl-C twice took {took:.1f} s"
     fake.lens_delay = {}
     rerun = pipeline_process(project, env, "draft", A, B)
     out, err = rerun.communicate(timeout=60)
