@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from argparse import Namespace
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
@@ -15,6 +15,7 @@ from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
 from .merge import as_edited
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
+from .quotes import approved_texts
 from .render import reask_message
 from .report import facts_to_check, run_report
 from .review import Review
@@ -32,6 +33,8 @@ class DraftResult:
     fallbacks: list[str] = field(default_factory=list)  # quotes a fallback wrote: "<lens> on <slug> by <model>"
     missing: list[GaveUpOnReply] = field(default_factory=list)  # quotes left as placeholders
     flags: dict[str, list[str]] = field(default_factory=dict)  # claims the fact sheets do not support, by section
+    approved: list[str] = field(default_factory=list)  # quotes carried from another draft: "<section> from <page>"
+    disputed: list[str] = field(default_factory=list)  # reviews with two different approved texts
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
@@ -56,10 +59,14 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     name = f"{slug_a}-vs-{slug_b}"
     reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
                           f"{slug_a} vs {slug_b}")
+    # An editor's version of a review in another draft is the approved text: this page carries it too.
+    approved, disputed = approved_texts(project, {job.section: job.key for job in jobs}, path)
+    shown_reviews = {name: replace(review, quote=approved[name][0]) if name in approved else review
+                     for name, review in reviews.items()}
     with project.lock():
         record = read_record(path) if path.exists() else None
         pinned = [name for name in record.pinned if name in record.sections] if record else []
-        page = assemble(root, personas, tools, reviews, community)
+        page = assemble(root, personas, tools, shown_reviews, community)
         if record is not None:  # pinned sections keep their text as the editor left it (even under --force)
             page = page.keep(as_edited(record.page, draft_lines(path)), pinned)
         if path.exists() and not force:
@@ -67,11 +74,13 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         write_atomic(path, page.text)
         keep = {name: record.sections[name] for name in pinned} if record else {}
         record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep,
-                              pinned)
+                              pinned, approved)
         write_record(path, record)
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     flags = {name: section.flags for name, section in record.sections.items() if section.flags}
-    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags)
+    carried = [f"{name} from {source}" for name, (_, source) in approved.items()]
+    return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags,
+                       carried, disputed)
 
 
 def command(root: Path, args: Namespace) -> Outcome:
@@ -85,6 +94,9 @@ def command(root: Path, args: Namespace) -> Outcome:
              f"tokens, {drafted.seconds:.1f} s"]
     if drafted.fallbacks:
         lines.append(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
+    if drafted.approved:
+        lines.append("Approved quotes carried from other drafts: " + "; ".join(drafted.approved))
+    lines += [f"Not carried: {problem}" for problem in drafted.disputed]
     lines += run_report(s, drafted.seconds, settings) + facts_to_check(drafted.flags)
     if not drafted.missing:
         return Outcome(lines)

@@ -85,3 +85,31 @@ def command(root: Path, args: Namespace) -> Outcome:
             lines.append(f"  {carried.page} ({carried.state}): {carried.text[:100]}"
                          + ("..." if len(carried.text) > 100 else ""))
     return Outcome(lines or ["No quotes: no draft under outputs/ carries one."])
+
+
+def approved_texts(project: Project, keys: dict[str, str], skip: Path) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """For the sections in ``keys`` (section id -> the review's current cache key), the text an editor approved
+    in another draft for the same review: (text, page) by section. Two different approved texts for one review
+    are not chosen between: they come back as problems, for an editor."""
+    wanted = {key: name for name, key in keys.items()}
+    seen: dict[str, dict[str, str]] = {}  # section -> text -> page
+    for path in project.all_drafts():
+        if path.resolve() == skip.resolve():
+            continue
+        record = read_record(path)
+        if record is None:
+            continue
+        edited = None
+        for name, section in record.sections.items():
+            if section.key not in wanted or not section.quote or section.missing:
+                continue
+            edited = edited or as_edited(record.page, draft_lines(path))
+            if name not in edited.spans:
+                continue
+            text = shown_quote(edited.section(name).split("\n"))
+            if text and text != section.quote:
+                seen.setdefault(wanted[section.key], {}).setdefault(text, project.shown(path))
+    chosen = {name: next(iter(texts.items())) for name, texts in seen.items() if len(texts) == 1}
+    problems = [f"{name}: two different approved texts ({', '.join(texts.values())}); the raw reply is used, an "
+                "editor must choose" for name, texts in seen.items() if len(texts) > 1]
+    return chosen, problems

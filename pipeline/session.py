@@ -18,7 +18,7 @@ from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
 from .provenance import read_record
-from .review import Job, Review
+from .review import Job, Review, parse_section
 from .runlog import RunLog
 from .validate import quote_problems
 
@@ -49,7 +49,9 @@ class ReviewSession:
                 continue
             for name, section in (record.sections if record else {}).items():
                 if section.key and section.quote and not section.missing:
-                    found.setdefault(section.key, section.review(name))
+                    lens, slug = parse_section(name)  # the review as generated, not an approved text
+                    found.setdefault(section.key, Review(lens, slug, section.verdict, section.quote, section.model,
+                                                         section.provider, section.fallback))
         return found
 
     def from_outputs(self, cache: ReviewCache, jobs: list[Job]) -> dict[str, Review]:

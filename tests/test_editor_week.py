@@ -260,3 +260,30 @@ def test_quotes_shows_each_lens_across_pages_raw_edited_or_divergent(fake: FakeC
     assert {p["page"]: p["state"] for p in skeptic["pages"]} == {f"outputs/{A}-vs-{B}.md": "edited",
                                                                  f"outputs/{A}-vs-{c}.md": "raw"}
     assert cli("quotes", "no-such-tool").code == 2
+
+
+def test_an_approved_quote_is_carried_into_a_new_page(fake: FakeChatServer, cli, project: Path) -> None:
+    """Issue 15, part 2 (new pages): an editor's version of a review is the approved text for the next page."""
+    e = "mistral-4b-edge"
+    assert cli("draft", A, B).code == 0
+    draft = page_of(project)
+    text = draft.read_text()
+    start = text.index("> “The category is crowded, and Hugging Face")
+    approved = "An editor's sharper skeptic quote on the marketplace."
+    draft.write_text(text[:start] + f"> “{approved}”" + text[text.index("\n", start):])
+    run = cli("draft", A, e)
+    assert run.code == 0 and f"Approved quotes carried from other drafts: skeptic:{A} from outputs/{A}-vs-{B}.md" \
+        in run.out
+    new = project / "outputs" / f"{A}-vs-{e}.md"
+    assert f"> “{approved}”" in new.read_text()
+    sidecar = json.loads(new.with_name(f"{A}-vs-{e}.provenance.json").read_text())
+    assert sidecar["sections"][f"skeptic:{A}"]["approved_from"] == f"outputs/{A}-vs-{B}.md"
+    assert cli("stale").code == 0, "carrying an approved text makes nothing stale"
+    quotes = {q["lens"]: q for q in json.loads(cli("quotes", A, "--json").out)}
+    assert quotes["skeptic"]["state"] == "edited", "both pages show the approved text"
+
+    new.write_text(new.read_text().replace(approved, "A second, different approval."))
+    (project / "tools" / "fifth-tool.toml").write_text((project / "tools" / f"{B}.toml").read_text()
+                                                       .replace('name = "Mistral 3 Small (24B)"', 'name = "Fifth"'))
+    run = cli("draft", A, "fifth-tool")
+    assert run.code == 0 and f"Not carried: skeptic:{A}: two different approved texts" in run.out
