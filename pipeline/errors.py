@@ -280,7 +280,7 @@ class GaveUpOnReply(VerdictsError):
         self.attempts = attempts
         self.kept = kept
         detail = "; ".join(problems)
-        requests = f"{attempts} request{'s' * (attempts != 1)}"
+        requests = plural(attempts, "request")
         message = f"{lens} review of {tool}: the model's reply was still invalid after {requests}: {detail}"
         hint = f"The last reply is kept in {kept}." if kept else None
         super().__init__(message, hint)
@@ -293,7 +293,7 @@ class BudgetReached(VerdictsError):
 
     def __init__(self, spent: float, budget: float, requests: int) -> None:
         self.spent, self.budget, self.requests = spent, budget, requests
-        sent = f"{requests} request{'s' * (requests != 1)}"
+        sent = plural(requests, "request")
         super().__init__(f"the budget of ${budget:.4f} was reached after {sent} (about ${spent:.4f} spent); "
                          "stopped sending, no page written",
                          hint="Every reply received is cached: run again with a higher --max-cost (or "

@@ -6,7 +6,7 @@ from argparse import Namespace
 from pathlib import Path
 
 from .cache import ReviewCache
-from .errors import InputError, Outcome
+from .errors import InputError, Outcome, plural
 from .load import SLUG
 from .project import Project
 from .provenance import read_record
@@ -48,5 +48,5 @@ def command(root: Path, args: Namespace) -> Outcome:
             cache.set(key, {"forgotten": True})
     finally:
         cache.close()
-    return Outcome([f"Forgot {dropped} cached review{'s' * (dropped != 1)} of {', '.join(args.targets)}; the next "
+    return Outcome([f"Forgot {plural(dropped, 'cached review')} of {', '.join(args.targets)}; the next "
                     "draft or refresh asks the model for them again."])

@@ -20,7 +20,7 @@ from .assemble import vote_shares
 from .cache import review_key
 from .errors import InputError, clip
 from .load import FactSheet, Persona, load_personas, load_tool, name_max, read_toml
-from .provenance import Inputs, votes_file
+from .provenance import Inputs, Record, read_record, votes_file
 from .render import review_messages
 from .review import Job, Target, section_id
 from .settings import Settings, choose_backend, environment_choices, load_settings, server_of
@@ -139,6 +139,21 @@ class Project:
 
     def all_drafts(self) -> list[Path]:
         return sorted(self.outputs.glob("*-vs-*.md"))
+
+    @cached_property
+    def recorded(self) -> list[tuple[Path, Record]]:
+        """Every draft under outputs/ with its sidecar, read once for everything that borrows from the drafts
+        (reviews to reuse, approved texts). A draft without a sidecar, or with a damaged one, lends nothing:
+        ``stale`` and ``refresh`` are the ones to report it."""
+        found = []
+        for path in self.all_drafts():
+            try:
+                record = read_record(path)
+            except InputError:
+                continue
+            if record is not None:
+                found.append((path, record))
+        return found
 
     def find_draft(self, given: str) -> Path:
         """A draft named on the command line: a path relative to the project root (never to the current

@@ -93,11 +93,8 @@ def approved_texts(project: Project, keys: dict[str, str], skip: Path) -> tuple[
     are not chosen between: they come back as problems, for an editor."""
     wanted = {key: name for name, key in keys.items()}
     seen: dict[str, dict[str, str]] = {}  # section -> text -> page
-    for path in project.all_drafts():
+    for path, record in project.recorded:
         if path.resolve() == skip.resolve():
-            continue
-        record = read_record(path)
-        if record is None:
             continue
         edited = None
         for name, section in record.sections.items():

@@ -21,7 +21,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from .errors import CreditsExhausted, TransportError, clip
+from .errors import CreditsExhausted, TransportError, clip, plural
 from .settings import Settings, public_url
 
 T = TypeVar("T")
@@ -251,7 +251,7 @@ def call_with_retries(call: Callable[[], T], settings: Settings, where: str,
 
 
 def _attempts(count: int) -> str:
-    return f"{count} attempt{'s' * (count != 1)}"
+    return plural(count, "attempt")
 
 
 def _final(exc: BaseException, where: str, attempts: int) -> BaseException:

@@ -13,11 +13,10 @@ from typing import TextIO
 from .backends import select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
-from .errors import GaveUpOnReply, InputError
+from .errors import GaveUpOnReply
 from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
-from .provenance import read_record
 from .review import Job, Review, parse_section
 from .runlog import RunLog
 from .validate import quote_problems
@@ -42,12 +41,8 @@ class ReviewSession:
         review, so a new page reuses it on any machine, with an empty cache. Quotes left as placeholders are not
         reviews."""
         found: dict[str, Review] = {}
-        for path in self.project.all_drafts():
-            try:
-                record = read_record(path)
-            except InputError:  # a damaged sidecar is stale's and refresh's to report; it just lends nothing here
-                continue
-            for name, section in (record.sections if record else {}).items():
+        for _, record in self.project.recorded:
+            for name, section in record.sections.items():
                 if section.key and section.quote and not section.missing:
                     lens, slug = parse_section(name)  # the review as generated, not an approved text
                     found.setdefault(section.key, Review(lens, slug, section.verdict, section.quote, section.model,
