@@ -12,6 +12,7 @@ from typing import TextIO
 from .assemble import assemble
 from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
+from .library import draft_lines
 from .merge import as_edited
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
@@ -21,7 +22,6 @@ from .report import facts_to_check, run_report
 from .review import Review
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import draft_lines
 from .write import writable, write_atomic
 
 

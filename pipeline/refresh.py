@@ -11,13 +11,15 @@ from __future__ import annotations
 import time
 from argparse import Namespace
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
 from .errors import CONFLICT, OK, GaveUpOnReply, Outcome, plural
+from .facts import unsupported_claims
+from .library import Dispute, draft_lines
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge
 from .project import Project
 from .provenance import build_record, write_record
@@ -25,7 +27,7 @@ from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import DraftStatus, StaleSection, check_all, conflicts_in, draft_lines, shown_verdicts
+from .stale import DraftStatus, StaleSection, check_all, conflicts_in, shown_verdicts
 from .write import writable, write_atomic
 
 
@@ -40,6 +42,7 @@ class DraftChange:
     broken: str = ""  # why this draft was not refreshed
     unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
     flags: dict[str, list[str]] = field(default_factory=dict)  # new quotes' claims the fact sheet does not support
+    carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # approved texts taken: section -> (text, page)
     written: bool = False
 
     def outcome(self, section: str) -> str:
@@ -47,7 +50,8 @@ class DraftChange:
             return "**conflict**: your text and the new generation are both in a marked block for you to settle"
         if section in self.unchanged:
             return "regenerated, same text"
-        return "updated, merged with your hand edit" if section in self.edited else "updated"
+        done = f"approved text carried from {self.carried[section][1]}" if section in self.carried else "updated"
+        return f"{done}, merged with your hand edit" if section in self.edited else done
 
 
 @dataclass
@@ -60,6 +64,7 @@ class RefreshResult:
     seconds: float = 0.0
     unresolved: dict[Path, list[Unresolved]] = field(default_factory=dict)  # after this run, new ones included
     missing: list[GaveUpOnReply] = field(default_factory=list)  # reviews left as placeholders
+    disputes: list[Dispute] = field(default_factory=list)  # reviews editors approved differently: none carried
 
     @property
     def conflicts(self) -> int:
@@ -67,7 +72,8 @@ class RefreshResult:
 
     @property
     def needs_editor(self) -> bool:
-        return bool(self.conflicts or self.unresolved or self.missing or any(change.broken for change in self.changes))
+        return bool(self.conflicts or self.unresolved or self.missing or self.disputes
+                    or any(change.broken for change in self.changes))
 
 
 def refresh(root: Path, settings: Settings, env: Mapping[str, str] | None = None,
@@ -104,8 +110,9 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
     unsettled = {s.path: found for s in statuses if (found := conflicts_in(draft_lines(s.path)))}
+    disputes = list({(d.section, tuple(d.texts)): d for s in statuses for d in s.disputes}.values())
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
-                         unsettled, missing)
+                         unsettled, missing, disputes)
 
 
 def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> DraftChange:
@@ -119,6 +126,8 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
         old = record.sections.get(job.section)
         reviews[job.section] = new[job.section] if job.section in regenerated or old is None \
             else old.review(job.section)
+        if job.section in status.carried:  # another draft's approved text, in place of the older one shown
+            reviews[job.section] = replace(reviews[job.section], quote=status.carried[job.section][0])
     base = record.page
     with status.path.open(encoding="utf-8", newline="") as handle:
         raw = handle.read()
@@ -135,7 +144,8 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
         base, ours = reordered
     pinned = [name for name in record.pinned if name in theirs.spans]
     change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
-                         released=[name for name in record.pinned if name not in theirs.spans])
+                         released=[name for name in record.pinned if name not in theirs.spans],
+                         carried=dict(status.carried))
     change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
                         and theirs.section(s.section) == base.section(s.section)]
     merged, change.conflicts = merge(base, ours, theirs)
@@ -148,6 +158,10 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     # Quotes not regenerated keep what they were made from, the environment included.
     keep = {name: old for name, old in record.sections.items()
             if name in pinned or (old.key and name in theirs.spans and name not in regenerated)}
+    for name, (text, source) in status.carried.items():
+        sheet = status.tools[parse_section(name)[1]]
+        keep[name] = keep[name].model_copy(update={"approved": text, "approved_from": source,
+                                                   "flags": unsupported_claims(text, sheet)})
     record = build_record(project.inputs, status.tools, community, theirs, jobs, reviews, project.environment, keep,
                           pinned)
     write_record(status.path, record)
@@ -177,9 +191,14 @@ def pr_body(result: RefreshResult, project: Project) -> str:
         lines += [f"- `{project.shown(path)}` line {c.start + 1}: {c.what}"
                   for path, found in sorted(result.unresolved.items()) for c in found]
         lines.append("")
+    if result.disputes:
+        lines += ["**Quotes approved differently**, an editor must choose: editors changed the same review by hand "
+                  "to different texts in different drafts, so neither was carried anywhere:", ""]
+        lines += [f"- {dispute}." for dispute in result.disputes]
+        lines.append("")
     if not stale:
         lines += [f"No other draft of {result.checked} is stale; nothing was regenerated."
-                  if broken or result.unresolved else
+                  if broken or result.unresolved or result.disputes else
                   f"All {result.checked} drafts are up to date; nothing was regenerated.", ""]
         return "\n".join(lines)
     lines += [f"`python -m pipeline refresh` found {len(stale)} of {result.checked} drafts stale and regenerated "
@@ -194,6 +213,11 @@ def pr_body(result: RefreshResult, project: Project) -> str:
         lines += [f"### `{project.shown(change.path)}`", "", "| Section | Why | Result |", "| --- | --- | --- |"]
         lines += [f"| {describe_section(s.section)} | {'; '.join(s.reasons)} | {change.outcome(s.section)} |"
                   for s in change.stale]
+        if change.carried:
+            lines += ["", "Quotes carried over from other pages: an editor changed the same review by hand there, "
+                      "and this page showed an older text of it:", ""]
+            lines += [f"- {describe_section(name)}: “{text}”, approved in `{source}`"
+                      for name, (text, source) in change.carried.items()]
         if change.flags:
             lines += ["", "Facts to check: the new quotes say these, the fact sheet does not:", ""]
             lines += [f"- {describe_section(name)}: {', '.join(f'`{c}`' for c in claims)}"
@@ -224,6 +248,7 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
         lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]
     lines += facts_to_check({name: claims for change in result.changes for name, claims in change.flags.items()})
     lines += [f"missing: {exc.message}; the page has a placeholder for it" for exc in result.missing]
+    lines += [f"approved differently, nothing carried: {dispute}" for dispute in result.disputes]
     for path, found in sorted(result.unresolved.items()):
         lines += [f"{project.shown(path)}: unresolved conflict at line {c.start + 1}, {c.what}: {RESOLVE}"
                   for c in found]

@@ -24,6 +24,8 @@ def run_report(stats: Stats, seconds: float, settings: Settings) -> list[str]:
 
     rows = [[backend, model, provider or "-", *counts(u)]
             for (backend, model, provider), u in sorted(stats.by_target.items())]
+    if not rows:
+        return [f"Run report ({seconds:.1f} s wall): no review was needed, nothing was sent or spent."]
     if len(rows) > 1:
         rows.append(["total", "", "", *counts(stats)])
     dated = f", prices as of {settings.prices_as_of}" if settings.prices_as_of else ""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from argparse import Namespace
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
-from .errors import OK, STALE, InputError, Outcome, plural
+from .errors import OK, STALE, Outcome, plural
+from .library import Dispute, Library, draft_lines
 from .load import FactSheet
 from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
 from .project import Project
@@ -35,10 +36,13 @@ class DraftStatus:
     stale: list[StaleSection] = field(default_factory=list)
     broken: str = ""  # why this draft cannot be checked or refreshed (a fact sheet it names is gone or invalid)
     conflicts: list[Unresolved] = field(default_factory=list)  # conflict blocks an editor has not settled yet
+    # Quotes to show an approved text from another draft instead of the older one shown: section -> (text, page)
+    carried: dict[str, tuple[str, str]] = field(default_factory=dict)
+    disputes: list[Dispute] = field(default_factory=list)  # reviews editors approved differently, this page's
 
     @property
     def needs_attention(self) -> bool:
-        return bool(self.stale or self.conflicts)
+        return bool(self.stale or self.conflicts or self.disputes)
 
     def stale_quotes(self) -> list[str]:
         """Quotes that need a new review, not just a new layout."""
@@ -49,15 +53,6 @@ def recorded_environment(section: Section) -> dict[str, Any]:
     """What the environment chose when the quote was generated; a sidecar from before it was recorded names its
     backend only."""
     return section.environment or {"backend": section.settings.get("backend", "local")}
-
-
-def draft_lines(path: Path) -> list[str]:
-    """The editor's draft as lines, whatever its line ends."""
-    try:
-        return path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                         hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
 
 
 def conflicts_in(lines: list[str]) -> list[Unresolved]:
@@ -72,14 +67,14 @@ def shown_verdicts(record: Record, lines: list[str]) -> dict[str, str]:
     return {} if lines == base.lines else page_verdicts(base, lines)
 
 
-def check(project: Project, path: Path) -> DraftStatus:
+def check(project: Project, path: Path, library: Library | None = None) -> DraftStatus:
     lines = draft_lines(path)
-    status = _check(project, path, lines)
+    status = _check(project, path, lines, library or Library.of(project))
     status.conflicts = conflicts_in(lines)
     return status
 
 
-def _check(project: Project, path: Path, lines: list[str]) -> DraftStatus:
+def _check(project: Project, path: Path, lines: list[str], library: Library) -> DraftStatus:
     record = read_record(path)
     if record is None:
         return DraftStatus(path, None, stale=[StaleSection(FRAME, [
@@ -111,11 +106,21 @@ def _check(project: Project, path: Path, lines: list[str]) -> DraftStatus:
                 status.stale.append(StaleSection(name, changes(old.inputs, project.inputs.job(job), old.settings,
                                                                job.target.settings())
                                                  or ["the rendered prompt changed"], regenerate=True))
+                continue
+            approved = library.approved(name, old.key)
+            shown = library.on(name, project.shown(path))
+            if isinstance(approved, Dispute):
+                status.disputes.append(approved)
+            elif approved and shown and shown.text and shown.text != approved[0]:  # older than the approved
+                status.carried[name] = approved
+                reviews[name] = replace(reviews[name], quote=approved[0])
+                status.stale.append(StaleSection(name, [f"shows an older text of this review than the one an "
+                                                        f"editor approved in {approved[1]}"]))
     community = project.community(*record.tools)
     base = record.page
     page = assemble(project.root, project.personas, tools, reviews, community, shown_verdicts(record, lines))
     page = page.keep(base, record.pinned)  # a pinned card still takes a new panel ship
-    regenerating = {s.section for s in status.stale}
+    regenerating = {s.section for s in status.stale}  # and the quotes taking an approved text
     for name in page.spans:
         if name in regenerating or (name in base.spans and base.section(name) == page.section(name)):
             continue
@@ -139,7 +144,8 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     unique = list(dict.fromkeys(path.resolve() for path in paths))  # a draft named twice is checked once
     if not project.personas:  # a broken persona file is bad input even when there is no draft to check
         return []
-    return [check(project, path) for path in unique]
+    library = Library.of(project)
+    return [check(project, path, library) for path in unique]
 
 
 def command(root: Path, args: Namespace) -> Outcome:
@@ -157,9 +163,12 @@ def command(root: Path, args: Namespace) -> Outcome:
         if status.conflicts:
             lines.append(f"{shown}: {plural(len(status.conflicts), 'unresolved conflict')}")
             lines += [f"  line {c.start + 1}, {c.what}: {RESOLVE}" for c in status.conflicts]
+    disputes = list({(d.section, tuple(d.texts)): d for status in statuses for d in status.disputes}.values())
+    lines += [f"Approved differently: {dispute}." for dispute in disputes]
     stale = [status for status in statuses if status.stale]
     unsettled = [status for status in statuses if status.conflicts]
     tail = "; `make refresh` regenerates them" if stale else ""
     lines.append(f"{len(stale)} of {plural(len(statuses), 'draft')} stale{tail}"
-                 + (f"; {plural(len(unsettled), 'draft')} with unresolved conflicts" if unsettled else "") + ".")
-    return Outcome(lines, STALE if stale or unsettled else OK)
+                 + (f"; {plural(len(unsettled), 'draft')} with unresolved conflicts" if unsettled else "")
+                 + (f"; {plural(len(disputes), 'quote')} approved differently" if disputes else "") + ".")
+    return Outcome(lines, STALE if stale or unsettled or disputes else OK)

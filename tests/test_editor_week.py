@@ -280,10 +280,71 @@ def test_an_approved_quote_is_carried_into_a_new_page(fake: FakeChatServer, cli,
     assert sidecar["sections"][f"skeptic:{A}"]["approved_from"] == f"outputs/{A}-vs-{B}.md"
     assert cli("stale").code == 0, "carrying an approved text makes nothing stale"
     quotes = {q["lens"]: q for q in json.loads(cli("quotes", A, "--json").out)}
-    assert quotes["skeptic"]["state"] == "edited", "both pages show the approved text"
+    assert quotes["skeptic"]["state"] == "approved", "both pages show the approved text"
 
     new.write_text(new.read_text().replace(approved, "A second, different approval."))
     (project / "tools" / "fifth-tool.toml").write_text((project / "tools" / f"{B}.toml").read_text()
                                                        .replace('name = "Mistral 3 Small (24B)"', 'name = "Fifth"'))
     run = cli("draft", A, "fifth-tool")
-    assert run.code == 0 and f"Not carried: skeptic:{A}: two different approved texts" in run.out
+    assert run.code == 0 and f"Not carried: skeptic quote on {A}: editors approved 2 different texts" in run.out
+
+
+def edit_skeptic(page: Path, text: str) -> None:
+    """An editor rewrites the skeptic's quote on the marketplace (tool A) in ``page``."""
+    lines = page.read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("> “")
+              and ("The category is crowded, and Hugging Face" in line or "sharper" in line))
+    lines[at] = f"> “{text}”"
+    page.write_text("\n".join(lines))
+
+
+def test_an_approved_quote_reaches_older_pages_through_refresh(fake: FakeChatServer, cli, project: Path) -> None:
+    """Issue 15, part 2 and 4: stale names a page showing an older text of an approved quote; refresh carries it
+    in without a request, keeping the page's other hand edits, and says so in the pull request; a second,
+    different approval is an editor's choice: exit 5 with both texts, nothing carried."""
+    c, e = "mistral-4b-edge", "fifth-tool"
+    (project / "tools" / f"{e}.toml").write_text((project / "tools" / f"{B}.toml").read_text()
+                                                 .replace('name = "Mistral 3 Small (24B)"', 'name = "Fifth"'))
+    assert cli("draft", A, B).code == 0 and cli("draft", A, c).code == 0
+    older = project / "outputs" / f"{A}-vs-{c}.md"
+    other_edit = "An editor's aside on the edge model, kept through every refresh."
+    older.write_text(older.read_text().replace("\n## ", f"\n{other_edit}\n\n## ", 1))
+    approved = "An editor's sharper skeptic quote on the marketplace."
+    edit_skeptic(page_of(project), approved)
+
+    assert cli("draft", A, e).code == 0
+    assert f"> “{approved}”" in (project / "outputs" / f"{A}-vs-{e}.md").read_text()
+    run = cli("stale")
+    assert run.code == 1
+    assert (f"outputs/{A}-vs-{c}.md: 1 stale section\n  skeptic quote on {A}: shows an "
+            f"older text of this review than the one an editor approved in outputs/{A}-vs-{B}.md") in run.out, run.out
+    assert "1 of 3 drafts stale" in run.out
+
+    sent = len(fake.history)
+    body = project / "pr-body.md"
+    run = cli("refresh", "--pr-body", str(body))
+    assert run.code == 0, run.out + run.err
+    assert len(fake.history) == sent, "carrying an approved text needs no request"
+    assert "no review was needed, nothing was sent or spent" in run.out and "  backend  model" not in run.out
+    text = older.read_text()
+    assert f"> “{approved}”" in text and other_edit in text and "The category is crowded, and Hugging Face" not in text
+    pr = body.read_text()
+    assert "Quotes carried over from other pages" in pr and f"approved in `outputs/{A}-vs-{B}.md`" in pr
+    assert f"approved text carried from outputs/{A}-vs-{B}.md" in pr
+    sidecar = json.loads(older.with_name(f"{A}-vs-{c}.provenance.json").read_text())
+    assert sidecar["sections"][f"skeptic:{A}"]["approved_from"] == f"outputs/{A}-vs-{B}.md"
+    assert cli("stale").code == 0, "every page now shows the approved text"
+
+    second = "A second editor's different skeptic quote."
+    edit_skeptic(older, second)
+    run = cli("stale")
+    assert run.code == 1 and "1 quote approved differently" in run.out
+    before = {p.name: p.read_text() for p in (project / "outputs").glob("*.md")}
+    run = cli("refresh")
+    assert run.code == 5
+    assert f"“{approved}” in outputs/{A}-vs-{B}.md" in run.out and f"“{second}” in outputs/{A}-vs-{c}.md" in run.out
+    assert {p.name: p.read_text() for p in (project / "outputs").glob("*.md")} == before, "never a silent pick"
+    quotes = {q["lens"]: q for q in json.loads(cli("quotes", A, "--json").out)}
+    assert quotes["skeptic"]["state"] == "divergent"
+    assert {p["page"]: p["state"] for p in quotes["skeptic"]["pages"]} == {
+        f"outputs/{A}-vs-{B}.md": "edited", f"outputs/{A}-vs-{c}.md": "edited", f"outputs/{A}-vs-{e}.md": "carried"}
