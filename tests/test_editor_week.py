@@ -348,3 +348,17 @@ def test_an_approved_quote_reaches_older_pages_through_refresh(fake: FakeChatSer
     assert quotes["skeptic"]["state"] == "divergent"
     assert {p["page"]: p["state"] for p in quotes["skeptic"]["pages"]} == {
         f"outputs/{A}-vs-{B}.md": "edited", f"outputs/{A}-vs-{c}.md": "edited", f"outputs/{A}-vs-{e}.md": "carried"}
+
+
+def test_a_pinned_quote_neither_lends_nor_receives_an_approved_text(fake: FakeChatServer, cli, project: Path) -> None:
+    """Issue 15: a pin keeps a page's quote its own, in both directions."""
+    c = "mistral-4b-edge"
+    assert cli("draft", A, B).code == 0 and cli("draft", A, c).code == 0
+    assert cli("pin", f"outputs/{A}-vs-{c}.md", f"skeptic:{A}").code == 0
+    edit_skeptic(page_of(project), "An editor's sharper skeptic quote on the marketplace.")
+    run = cli("stale")
+    assert run.code == 0, f"the pinned page takes nothing: {run.out}"
+    pinned = project / "outputs" / f"{A}-vs-{c}.md"
+    edit_skeptic(pinned, "A page-specific skeptic quote, pinned on purpose.")
+    run = cli("stale")
+    assert run.code == 0 and "approved differently" not in run.out, "a pinned edit is no second approval"
