@@ -19,7 +19,7 @@ from .provenance import Record, build_record, read_record, write_record
 from .quotes import approved_texts
 from .render import reask_message
 from .report import facts_to_check, run_report
-from .review import Review
+from .review import Review, describe_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
 from .write import writable, write_atomic
@@ -78,7 +78,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         write_record(path, record)
     by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
     flags = {name: section.flags for name, section in record.sections.items() if section.flags}
-    carried = [f"{name} from {source}" for name, (_, source) in approved.items()]
+    carried = [f"{describe_section(name)} from {source}" for name, (_, source) in approved.items()]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags,
                        carried, disputed)
 

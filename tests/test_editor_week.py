@@ -272,8 +272,8 @@ def test_an_approved_quote_is_carried_into_a_new_page(fake: FakeChatServer, cli,
     approved = "An editor's sharper skeptic quote on the marketplace."
     draft.write_text(text[:start] + f"> “{approved}”" + text[text.index("\n", start):])
     run = cli("draft", A, e)
-    assert run.code == 0 and f"Approved quotes carried from other drafts: skeptic:{A} from outputs/{A}-vs-{B}.md" \
-        in run.out
+    assert run.code == 0
+    assert f"Approved quotes carried from other drafts: skeptic quote on {A} from outputs/{A}-vs-{B}.md" in run.out
     new = project / "outputs" / f"{A}-vs-{e}.md"
     assert f"> “{approved}”" in new.read_text()
     sidecar = json.loads(new.with_name(f"{A}-vs-{e}.provenance.json").read_text())
