@@ -54,7 +54,10 @@ def test_hf_token_selects_inference_providers(router, draft, monkeypatch) -> Non
     run = draft("hf-inference-providers", "mistral-3-small")
     assert run.code == 0, run.err
     assert "Hugging Face Inference Providers" in run.err
-    assert set(transport.seen) == {"https://router.huggingface.co/v1/chat/completions"}
+    # The router's model list is read first (this fake has none: prices are unknown), then the chat completions.
+    assert set(transport.seen) == {"https://router.huggingface.co/v1/models",
+                                   "https://router.huggingface.co/v1/chat/completions"}
+    assert transport.seen.count("https://router.huggingface.co/v1/models") == 1
     assert len(server.history) == 8
     for request in server.history:
         assert header(request, "authorization") == f"Bearer {TOKEN}"
