@@ -298,6 +298,9 @@ def consult(settings: Settings, backend: str, jobs: list[Any], env: Mapping[str,
             priced = found.price(target.model, target.provider or "auto") if found else None
             if priced is None:
                 why = "" if backend != "hf" else " (the router's list could not be read)" if found is None else \
+                    f" (the router does not list {target.model})" if found.providers(target.model) is None else \
+                    f" (the router does not list {target.provider} for it)" if target.provider not in \
+                    ("", *POLICIES) and found.entry(target.model, target.provider) is None else \
                     " (the router gives no price for it)"
                 result.prices.setdefault(target.label, f"unknown{why}")
                 continue

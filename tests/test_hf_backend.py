@@ -36,6 +36,7 @@ def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeChatServer, To
         transport = ToFakeServer(server._server.server_address[1])
         set_client_factory(lambda: httpx2.Client(transport=transport, timeout=None))
         monkeypatch.setenv("HF_TOKEN", TOKEN)
+        monkeypatch.delenv("VERDICTS_ROUTER_URL")  # the default address, router.huggingface.co, swapped above
         try:
             yield server, transport
         finally:

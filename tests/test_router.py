@@ -196,6 +196,7 @@ def test_a_lens_pinned_to_a_provider_the_router_does_not_list_is_reported_before
     assert warning.startswith(f"warning: builder lens: provider groq does not serve {MODEL} per the router (read ")
     assert "the providers that do: novita, together, featherless-ai; set one in personas/builder.toml" in warning
     assert warning.endswith("`python -m pipeline draft` would refuse to start")
+    assert f"prices: {MODEL}:groq unknown (the router does not list groq for it)" in dry.out
     run = draft("hf-inference-providers", "mistral-3-small")
     assert run.code == 2
     (error,) = errors(run.err)
@@ -265,8 +266,10 @@ class Elsewhere(httpx2.BaseTransport):
     def __init__(self, router_port: int, other_port: int) -> None:
         self.router_port, self.other_port = router_port, other_port
         self.inner = httpx2.HTTPTransport()
+        self.seen: list[str] = []
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.seen.append(str(request.url))
         if not (request.url.host == "127.0.0.1" and request.url.port == self.router_port):
             request.url = request.url.copy_with(scheme="http", host="127.0.0.1", port=self.other_port)
         return self.inner.handle_request(request)
@@ -275,8 +278,8 @@ class Elsewhere(httpx2.BaseTransport):
 def test_the_token_goes_to_the_router_and_nowhere_else(fake_router, draft, cli) -> None:
     with FakeChatServer() as other:
         other.models = copy.deepcopy(CATALOGUE)
-        set_client_factory(lambda: httpx2.Client(transport=Elsewhere(fake_router._server.server_address[1],
-                                                                     other._server.server_address[1])))
+        transport = Elsewhere(fake_router._server.server_address[1], other._server.server_address[1])
+        set_client_factory(lambda: httpx2.Client(transport=transport))
         try:
             assert draft("hf-inference-providers", "mistral-3-small").code == 0
             assert cli("providers").code == 0
@@ -284,6 +287,7 @@ def test_the_token_goes_to_the_router_and_nowhere_else(fake_router, draft, cli) 
             from huggingface_hub.utils._http import default_client_factory
 
             set_client_factory(default_client_factory)
+        assert len(transport.seen) == 9, "every request went through the client: 1 model list, 8 reviews"
         assert other.history == [] and other.gets == [], "nothing reached another address"
         received = fake_router.history + fake_router.gets
         assert len(fake_router.history) == 8 and len(fake_router.gets) == 1
