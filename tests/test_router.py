@@ -315,3 +315,11 @@ def test_the_catalogue_is_parsed_leniently() -> None:
     assert [p.provider for p in models["a/b"]] == ["x", "z"]
     assert models["a/b"][0].price is None, "half a price is unknown, never 0"
     assert models["a/b"][1].price is not None and models["a/b"][1].price.output == 0.2
+
+
+def test_a_draft_through_another_router_is_not_stale_afterwards(fake_router, draft, cli) -> None:
+    """The router's address is part of a review's key: a draft records the one the environment chose, so `stale`
+    plans as the draft did rather than against the default router."""
+    assert draft("hf-inference-providers", "mistral-3-small").code == 0
+    run = cli("stale")
+    assert run.code == 0, run.out + run.err
