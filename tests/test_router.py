@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -323,3 +324,14 @@ def test_a_draft_through_another_router_is_not_stale_afterwards(fake_router, dra
     assert draft("hf-inference-providers", "mistral-3-small").code == 0
     run = cli("stale")
     assert run.code == 0, run.out + run.err
+
+
+def test_a_router_that_trickles_its_model_list_is_cut_off(fake_router, monkeypatch, project) -> None:
+    """httpx's timeout bounds each read; a list sent a byte at a time is cut off at FETCH_TIMEOUT all the same."""
+    from pipeline.settings import load_settings
+
+    monkeypatch.setattr(router_module, "FETCH_TIMEOUT", 0.5)
+    fake_router.trickle = 0.05  # a byte every 50 ms: the list would take minutes
+    started = time.monotonic()
+    assert router_module.catalogue(load_settings(project)) is None
+    assert time.monotonic() - started < 5
