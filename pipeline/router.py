@@ -314,7 +314,7 @@ def consult(settings: Settings, backend: str, jobs: list[Any], env: Mapping[str,
             added[key] = (price.input, price.output)
             result.router_priced = True
             which = f"the dearest live provider, {provider}; " if (target.provider or "auto") == "auto" else \
-                f"{provider}; " if target.provider in POLICIES else ""
+                f"the {target.provider} live provider, {provider}; " if target.provider in POLICIES else ""
             result.prices.setdefault(target.label, f"from the router ({which}read {found.read if found else ''})")
     if added:
         result.settings = settings.model_copy(update={"prices": {**added, **table}})

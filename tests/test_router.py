@@ -348,3 +348,20 @@ def test_refresh_refuses_a_lens_pinned_to_a_provider_the_router_does_not_list(fa
     (error,) = errors(run.err)
     assert error.startswith(f"error: builder lens: provider groq does not serve {MODEL} per the router")
     assert len(fake_router.history) == sent, "nothing was sent"
+
+
+@pytest.mark.parametrize(("policy", "note"), [("cheapest", "the cheapest live provider, novita; read "),
+                                               ("fastest", "the fastest live provider, together; read "),
+                                               ("novita", "read ")])
+def test_a_policy_or_a_pinned_provider_is_priced_at_its_pick(fake_router, cli, monkeypatch, policy, note) -> None:
+    monkeypatch.setenv("VERDICTS_PROVIDER", policy)
+    run = cli("prompts", "hf-inference-providers", "mistral-3-small", "--max-cost", "1")
+    assert run.code == 0, run.err
+    assert f"prices: {MODEL}:{policy} from the router ({note}" in run.out
+    forecast = next(line for line in run.out.splitlines() if line.startswith("Forecast:"))
+    price = {"cheapest": (0.38, 0.40), "fastest": (1.2, 1.2), "novita": (0.38, 0.40)}[policy]
+    tokens = [int(word) for word in forecast.replace(",", " ").split() if word.isdigit()]
+    prompt, completion = tokens[-2], tokens[-1]
+    expected = (prompt * price[0] + completion * price[1]) / 1_000_000
+    assert f"cost ${expected:.4f} (router prices read " in forecast
+    assert "Budget $1.0000: within it" in run.out
