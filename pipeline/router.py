@@ -224,8 +224,8 @@ def catalogue(settings: Settings, env: Mapping[str, str] | None = None, now: dat
         try:
             body = _fetch(router, env.get("HF_TOKEN", ""))
             models = parse_models(body)
-            if not models and saved is None:
-                raise ValueError("the router listed no model")
+            if not models:  # a proxy's page, or an outage: not a router that serves nothing
+                raise ValueError("the router's answer lists no model")
             # Only the parsed fields are kept: nothing the request carried (the token) can reach the file.
             data = [{"id": model, "providers": [p.model_dump(exclude_none=True) for p in providers]}
                     for model, providers in models.items()]

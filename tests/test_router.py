@@ -365,3 +365,15 @@ def test_a_policy_or_a_pinned_provider_is_priced_at_its_pick(fake_router, cli, m
     expected = (prompt * price[0] + completion * price[1]) / 1_000_000
     assert f"cost ${expected:.4f} (router prices read " in forecast
     assert "Budget $1.0000: within it" in run.out
+
+
+def test_an_empty_model_list_does_not_replace_the_last_one_read(fake_router, project) -> None:
+    from pipeline.settings import load_settings
+
+    settings = load_settings(project)
+    first = router_module.catalogue(settings)
+    assert first is not None and first.providers(MODEL)
+    fake_router.models = []  # an answer that parses, but lists nothing
+    later = router_module.catalogue(settings, now=datetime.now(UTC) + timedelta(days=2), refresh=True)
+    assert later is not None and later.providers(MODEL) == first.providers(MODEL)
+    assert later.read.endswith("2 days ago; the router could not be read now: the router's answer lists no model")
