@@ -17,10 +17,11 @@ each section was made from. Later, when inputs change::
 The ground floor, imported by every stage and importing nothing above it: ``errors`` (every error we raise on
 purpose, the exit statuses), ``settings`` (flags > environment > pyproject.toml > defaults), ``load`` (the editor's data
 files) and ``review`` (Target, Job, Review, the reply format, section ids). ``costs`` prices what is sent and
-counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support.
+counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support; ``router``
+reads the Inference Providers router's model list (providers, status, prices, capabilities) for the session.
 Each command is ``command(root, args) -> Outcome`` in its own module (``draft``, ``dryrun`` for prompts,
 ``stale``, ``refresh``, ``pin``, ``accept``, ``forget``, ``preview``, ``runlog`` for log, ``check``,
-``calibrate``); ``cli`` parses the command line, dispatches, and turns errors into messages.
+``calibrate``, ``providers``); ``cli`` parses the command line, dispatches, and turns errors into messages.
 """
 
 __version__ = "0.1.0"

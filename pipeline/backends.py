@@ -12,12 +12,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from huggingface_hub import ChatCompletionInputMessage, InferenceClient
-from huggingface_hub.errors import InferenceTimeoutError
+from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
-from .errors import InputError
-from .retry import RequestDeadline, request_timeout, within_deadline
+from .errors import InputError, VerdictsError
+from .retry import RequestDeadline, request_timeout, router_error, within_deadline
 from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
-from .settings import Settings, choose_backend, public_url, server_of
+from .router import Catalogue, structured_for
+from .settings import HF_ROUTER, Settings, choose_backend, public_url, server_of
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
@@ -34,11 +35,16 @@ class ChatBackend:
         self.concurrency = settings.concurrency
         self.timeout = request_timeout(settings)  # for the whole request; httpx's applies to each read
         self.server = server_of(settings, name)
+        # The router's catalogue, once the session has read it: which providers take a response_format.
+        self.catalogue: Catalogue | None = None
         # One client serves every lens: model and provider travel with each request, not with the client.
         if name == "endpoint":
             self._client = InferenceClient(base_url=base_url, api_key=api_key or NO_KEY, timeout=self.timeout)
-        else:
+        elif self.server == HF_ROUTER:
             self._client = InferenceClient(provider="auto", api_key=api_key, timeout=self.timeout,
+                                           bill_to=settings.bill_to or None)
+        else:  # a router behind a proxy (VERDICTS_ROUTER_URL): the token goes to that address and nowhere else
+            self._client = InferenceClient(base_url=f"{self.server}/v1", api_key=api_key, timeout=self.timeout,
                                            bill_to=settings.bill_to or None)
 
     def describe(self) -> str:
@@ -52,9 +58,14 @@ class ChatBackend:
             return target.label
         return target.model
 
+    def structured_for(self, target: Target) -> bool:
+        """Whether ``target`` is sent the reply schema as ``response_format``: when asked for, and through Inference
+        Providers only where the router says the chosen provider supports structured output."""
+        return structured_for(target, self.catalogue if self.name == "hf" else None)
+
     def complete(self, target: Target, messages: list[Message]) -> Completion:
         extra: dict[str, Any] = {}
-        if target.structured:
+        if self.structured_for(target):
             extra["response_format"] = {"type": "json_schema",
                                         "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
 
@@ -73,6 +84,11 @@ class ChatBackend:
             raise RequestDeadline(self.server, self.timeout) from None
         except json.JSONDecodeError as exc:
             raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
+        except HfHubHTTPError as exc:  # the router's own errors, in its words: credit, a model no one serves
+            said: VerdictsError | None = router_error(exc, target) if self.name == "hf" else None
+            if said is not None:
+                raise said from None
+            raise
         return read_completion(output)
 
 
@@ -130,6 +146,10 @@ def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
             raise InputError(_source(env, "VERDICTS_BACKEND", "backend"), "backend",
                              "is hf but HF_TOKEN is not set",
                              hint="Create a token with the 'Inference Providers' permission and export HF_TOKEN.")
+        if not settings.router_url.startswith(("http://", "https://")):
+            raise InputError(_source(env, "VERDICTS_ROUTER_URL", "router_url"), "router_url",
+                             f"must start with http:// or https://, not {public_url(settings.router_url)!r}",
+                             hint=f"Unset it to use {HF_ROUTER}, or give the proxy's address.")
         return ChatBackend("hf", settings, api_key=token)
     from .local import LocalBackend
 

@@ -133,6 +133,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="outputs/<a>-vs-<b>.md, <a>-vs-<b>, or a tool slug")
     f.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
 
+    pr = commands.add_parser("providers", help="who serves each lens's model, at what price, and which one is picked",
+                             description="For the model each lens uses, the providers the Inference Providers router "
+                             "lists: status, price in and out (USD per million tokens), context length, structured "
+                             "output, throughput; * marks the one the configured provider or policy would pick. Reads "
+                             "the router's model list at most once a day (kept in the cache directory). Sends no "
+                             "review. Exit 2 when the list can be neither read nor found in the cache.")
+    _model_flags(pr)
+    pr.add_argument("--json", action="store_true", help="print JSON for scripts")
+    pr.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
+
     commands.add_parser("check", help="validate the editorial files: sheets, personas, templates, quotes",
                         description="Check the project's editorial files as they are now: every fact sheet and "
                         "persona loads (each bad file is reported), every template renders against them, and every "
@@ -151,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 # Each command lives in the module named here, as ``command(root, args) -> Outcome``; imported only when run.
 COMMANDS = {"draft": "draft", "prompts": "dryrun", "log": "runlog", "preview": "preview", "stale": "stale",
             "refresh": "refresh", "pin": "pin", "forget": "forget", "accept": "accept", "calibrate": "calibrate",
-            "check": "check", "quotes": "quotes"}
+            "check": "check", "quotes": "quotes", "providers": "providers"}
 
 
 def run(args: argparse.Namespace) -> int:

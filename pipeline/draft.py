@@ -35,6 +35,7 @@ class DraftResult:
     flags: dict[str, list[str]] = field(default_factory=dict)  # claims the fact sheets do not support, by section
     approved: list[str] = field(default_factory=list)  # quotes carried from another draft: "<section> from <page>"
     disputed: list[str] = field(default_factory=list)  # reviews with two different approved texts
+    prices: list[str] = field(default_factory=list)  # where each price came from: the table, the router, unknown
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
@@ -80,7 +81,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     flags = {name: section.flags for name, section in record.sections.items() if section.flags}
     carried = [f"{describe_section(name)} from {source}" for name, (_, source) in approved.items()]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags,
-                       carried, disputed)
+                       carried, disputed, session.price_lines())
 
 
 def command(root: Path, args: Namespace) -> Outcome:
@@ -97,7 +98,7 @@ def command(root: Path, args: Namespace) -> Outcome:
     if drafted.approved:
         lines.append("Approved quotes carried from other drafts: " + "; ".join(drafted.approved))
     lines += [f"Not carried: {problem}" for problem in drafted.disputed]
-    lines += run_report(s, drafted.seconds, settings) + facts_to_check(drafted.flags)
+    lines += run_report(s, drafted.seconds, settings, drafted.prices) + facts_to_check(drafted.flags)
     if not drafted.missing:
         return Outcome(lines)
     name = drafted.path.stem

@@ -1,6 +1,7 @@
 """The ``prompts`` command: what a draft would send, what the cache already holds, and what it would cost.
 
-Builds no client and sends nothing.
+Builds no client and sends no review; through Inference Providers it reads the router's model list (at most once a
+day) for prices and to warn of a lens pinned to a provider that does not serve its model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .errors import Outcome
 from .generate import cached_review
 from .project import Project
 from .report import forecast_lines
+from .router import consult
 from .settings import Settings, settings_for
 
 
@@ -32,6 +34,13 @@ def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings,
     finally:
         cache.close()
     out = [f"Prompts for {slug_a} vs {slug_b} through the {project.backend} backend (nothing is sent)", ""]
+    consulted = consult(settings, project.backend, jobs, env)
+    settings = consulted.settings
+    out += [f"warning: {line}; `python -m pipeline draft` would refuse to start" for line in consulted.refused]
+    out += [f"warning: {line}" for line in consulted.warnings]
+    out += [f"warning: fallback {target.label} would not be tried: {why}" for target, why in consulted.skipped.items()]
+    if consulted.refused or consulted.warnings or consulted.skipped:
+        out.append("")
     for job in jobs:
         state = "cached" if job.key in cached else "to send"
         provider = f", provider {job.target.provider}" if job.target.provider else ""
@@ -42,7 +51,8 @@ def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings,
             out += [f"--- {message['role']}", message["content"].rstrip(), ""]
     pending = [(job.target, job.messages) for job in jobs if job.key not in cached]
     planned = forecast(settings, pending, len(jobs) - len(pending))
-    out += forecast_lines(planned, settings)
+    out += forecast_lines(planned, settings, consulted.read_note)
+    out += consulted.price_lines()
     if settings.max_cost is not None:
         verdict = "cannot be checked" if planned.cost is None else \
             "within it" if planned.cost <= settings.max_cost else "ABOVE it: the draft would refuse to start"

@@ -304,3 +304,15 @@ class OverBudget(VerdictsError):
     """The forecast is above VERDICTS_MAX_COST, or cannot be priced: nothing was sent."""
 
     exit_code = OVER_BUDGET
+
+
+class ProviderNotServing(VerdictsError):
+    """A lens is pinned to a provider the router does not list for its model: refused before anything is sent."""
+
+    exit_code = BAD_INPUT
+
+
+class NoCatalogue(VerdictsError):
+    """The router's model list could not be read, and no earlier copy is kept."""
+
+    exit_code = BAD_INPUT

@@ -65,6 +65,7 @@ class RefreshResult:
     unresolved: dict[Path, list[Unresolved]] = field(default_factory=dict)  # after this run, new ones included
     missing: list[GaveUpOnReply] = field(default_factory=list)  # reviews left as placeholders
     disputes: list[Dispute] = field(default_factory=list)  # reviews editors approved differently: none carried
+    prices: list[str] = field(default_factory=list)  # where each price came from: the table, the router, unknown
 
     @property
     def conflicts(self) -> int:
@@ -96,7 +97,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
             status.broken = "read-only: make the file and its folder writable to refresh it"
     todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
-    stats, new, missing = Stats(), {}, []
+    stats, new, missing, prices = Stats(), {}, [], []
     if jobs:
         session = ReviewSession(project, env, log, use_cache=use_cache)
         stats = session.stats
@@ -104,6 +105,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
                           f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews",
                           "Refresh")
         missing = session.missing
+        prices = session.price_lines()
     # The models that wrote the new quotes: a fallback that served is named as one.
     models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
     changes = [apply(project, status, new) for status in todo]
@@ -112,7 +114,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     unsettled = {s.path: found for s in statuses if (found := conflicts_in(draft_lines(s.path)))}
     disputes = list({(d.section, tuple(d.texts)): d for s in statuses for d in s.disputes}.values())
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
-                         unsettled, missing, disputes)
+                         unsettled, missing, disputes, prices)
 
 
 def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> DraftChange:
@@ -268,5 +270,5 @@ def command(root: Path, args: Namespace) -> Outcome:
     result = refresh(root, settings, drafts=paths or None, use_cache=not args.no_cache)
     if args.pr_body:
         write_atomic((root / args.pr_body).resolve(), pr_body(result, project))  # relative to the project
-    return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings),
+    return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings, result.prices),
                    CONFLICT if result.needs_editor else OK)

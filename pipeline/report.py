@@ -13,8 +13,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             for row in [header, *rows]]
 
 
-def run_report(stats: Stats, seconds: float, settings: Settings) -> list[str]:
-    """The end-of-run report: what was sent, received and spent, per backend and model."""
+def run_report(stats: Stats, seconds: float, settings: Settings, prices: list[str] | None = None) -> list[str]:
+    """The end-of-run report: what was sent, received and spent, per backend and model, and where each price came
+    from (``prices``: the price table, the router, or unknown)."""
     header = ["backend", "model", "provider", "requests", "cache hits", "from outputs/", "re-asks", "retries",
               "failed", "prompt tok", "completion tok", "cost"]
 
@@ -30,16 +31,20 @@ def run_report(stats: Stats, seconds: float, settings: Settings) -> list[str]:
         rows.append(["total", "", "", *counts(stats)])
     dated = f", prices as of {settings.prices_as_of}" if settings.prices_as_of else ""
     lines = [f"Run report ({seconds:.1f} s wall{dated}):", *("  " + line for line in _table(header, rows))]
+    lines += [f"  {line}" for line in prices or []]
     if stats.cost is None:
         lines.append("  cost unknown: add the model's price to [tool.verdicts.prices] in pyproject.toml")
     return lines
 
 
-def forecast_lines(result: Forecast, settings: Settings) -> list[str]:
+def forecast_lines(result: Forecast, settings: Settings, router: str = "") -> list[str]:
+    """The forecast; ``router`` is ``router prices read <time>`` when the router priced some of it."""
     cost = money(result.cost)
+    dated = [f"prices as of {settings.prices_as_of}"] if settings.prices_as_of else []
+    dated += [router] if router else []
     lines = [f"Forecast: {result.requests} requests ({result.cached} reviews cached), about {result.prompt_tokens} "
              f"prompt + {result.completion_tokens} completion tokens, cost {cost}"
-             + (f" (prices as of {settings.prices_as_of})" if settings.prices_as_of and result.cost else "")]
+             + (f" ({'; '.join(dated)})" if dated and result.cost else "")]
     if result.unpriced:
         lines.append("  no price for " + ", ".join(result.unpriced) + ": add it to [tool.verdicts.prices]")
     return lines

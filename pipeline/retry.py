@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +22,8 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from .errors import CreditsExhausted, TransportError, clip, plural
+from .errors import CreditsExhausted, TransportError, VerdictsError, clip, plural
+from .review import Target
 from .settings import Settings, public_url
 
 T = TypeVar("T")
@@ -279,3 +281,41 @@ def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
         detail = clip(str(exc).splitlines()[0], 300) if str(exc) else describe(exc)
         return TransportError(f"{where}: {detail}", status, attempts)
     return exc
+
+
+# The router's words for an account out of credit (besides HTTP 402), and for a model a provider does not serve.
+# Matched on the error's message, case aside; the router does not publish a list of error codes.
+OUT_OF_CREDIT = re.compile(r"(credit|balance|quota)s?\b.{0,60}\b(exhausted|depleted|insufficient|exceeded|too low|"
+                           r"run out|used up)|\b(exhausted|depleted|insufficient|exceeded|no|not enough|run out of|"
+                           r"used up)\b.{0,40}\b(credit|balance|prepaid)", re.IGNORECASE | re.DOTALL)
+NOT_SERVED = re.compile(r"not supported by (any |the )?(provider|inference provider)|(model|it) (is )?not "
+                        r"(supported|available|served|found)|(does not|doesn't|no longer) (serve|support|host)s?|"
+                        r"no (inference )?provider", re.IGNORECASE)
+BILLING = "https://huggingface.co/settings/billing"
+
+
+def router_error(exc: HfHubHTTPError, target: Target) -> VerdictsError | None:
+    """An error from the Inference Providers router in its own words, naming the model and provider and saying what
+    to do: out of credit (402, or a balance error under another status: stops the run, never retried), a model no
+    provider serves, a provider that no longer serves the model (moves the review to a fallback). None for the
+    rest, which the transport retries handle as before."""
+    status = status_of(exc)
+    if status is None:
+        return None
+    said = " ".join(server_said(exc).split())
+    provider = target.provider or "auto"
+    via = f"{target.model} via {provider}" if provider not in ("auto", "fastest", "cheapest") else \
+        f"{target.model} ({provider})"
+    if status == 402 or (status in (400, 403, 429) and OUT_OF_CREDIT.search(said)):
+        return CreditsExhausted(f"out of Inference Providers credit for {via} (HTTP {status}): top up at {BILLING} "
+                                "or set bill_to (VERDICTS_BILL_TO) to an organisation with credit, then run again "
+                                "(replies already received are cached)", hint="")
+    if status in (400, 404, 422) and NOT_SERVED.search(said):
+        if provider in ("auto", "fastest", "cheapest"):
+            return TransportError(f"no Inference Provider serves {target.model} (HTTP {status}: {clip(said, 200)}): "
+                                  "change the model (model in the settings or the persona file); `python -m "
+                                  "pipeline providers` shows who serves the configured ones", status, 1, hint="")
+        return TransportError(f"provider {provider} no longer serves {target.model} (HTTP {status}: "
+                              f"{clip(said, 200)}): pick another from `python -m pipeline providers` (provider in "
+                              "the persona file or the settings), or use auto", status, 1, hint="")
+    return None

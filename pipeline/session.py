@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TextIO
 
-from .backends import select_backend
+from .backends import ChatBackend, select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
-from .errors import GaveUpOnReply
+from .errors import GaveUpOnReply, ProviderNotServing
 from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
+from .report import forecast_lines
 from .review import Job, Review, parse_section
+from .router import Consulted, consult
 from .runlog import RunLog
 from .validate import quote_problems
 
@@ -30,7 +33,9 @@ class ReviewSession:
         self.project = project
         self.settings = project.settings
         self.backend = select_backend(self.settings, env)
+        self.env = env
         self.log = log or sys.stderr
+        self.consulted = Consulted(self.settings)  # what the router's catalogue says, once run() has read it
         self.retry_fallbacks = retry_fallbacks
         self.use_cache = use_cache
         self.stats = Stats()
@@ -79,7 +84,14 @@ class ReviewSession:
             if not jobs_left:
                 print(f"{announce}: every review comes from the drafts under outputs/", file=self.log)
                 return {job.section: reused[job.key] for job in jobs}
-            check_budget(self.settings, self.forecast(cache, jobs_left))
+            jobs_left = self.consult(jobs_left)
+            planned = self.forecast(cache, jobs_left)
+            if self.consulted.refused and planned.requests:
+                raise ProviderNotServing("; ".join(self.consulted.refused) + "; nothing was sent")
+            if self.backend.name == "hf":
+                for line in forecast_lines(planned, self.settings, self.consulted.read_note):
+                    print(line, file=self.log)
+            check_budget(self.settings, planned)
             print(f"{announce} through {self.backend.describe()}", file=self.log)
             runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
@@ -98,6 +110,27 @@ class ReviewSession:
             return reviews
         finally:
             cache.close()
+
+    def consult(self, jobs: list[Job]) -> list[Job]:
+        """Before anything is sent, what the router's catalogue says (Inference Providers only): prices the table
+        lacks, a lens pinned to a provider that does not serve its model (refused), fallbacks listed as down
+        (skipped). The jobs, without those fallbacks; their cache keys are unchanged."""
+        self.consulted = consult(self.settings, self.backend.name, jobs, self.env)
+        self.settings = self.consulted.settings
+        if isinstance(self.backend, ChatBackend):
+            self.backend.catalogue = self.consulted.catalogue
+        for warning in self.consulted.warnings:
+            print(f"warning: {warning}", file=self.log)
+        skipped = self.consulted.skipped
+        for target, why in skipped.items():
+            print(f"Fallback {target.label} will not be tried: {why}", file=self.log)
+        return [replace(job, fallbacks=tuple(t for t in job.fallbacks if t not in skipped)) if skipped else job
+                for job in jobs]
+
+    def price_lines(self) -> list[str]:
+        """Where the price of each target the run used came from, for the run report."""
+        used = [f"{model}:{provider}" if provider else model for (_, model, provider) in self.stats.by_target]
+        return self.consulted.price_lines(used)
 
     def forecast(self, cache: ReviewCache, jobs: list[Job]) -> Forecast:
         """What the jobs the cache does not hold will cost."""

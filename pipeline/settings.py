@@ -40,6 +40,9 @@ class Settings(BaseModel):
     local_threads: int | None = Field(None, ge=1)
     cache_dir: Path = Path(".cache/verdicts")
     base_url: str = ""
+    # The Inference Providers router (VERDICTS_ROUTER_URL for a proxy, or a fake in tests): chat completions and its
+    # model catalogue are read there, and the Hugging Face token goes there and nowhere else.
+    router_url: str = HF_ROUTER
     backend: BackendName | None = None
     max_cost: float | None = Field(None, ge=0.0)  # USD; refuse to start above it, stop sending once reached
     # USD per million tokens, [input, output], keyed "<model>:<provider>", or "<model>" for an endpoint (a plain
@@ -69,7 +72,9 @@ def public_url(url: str) -> str:
 def server_of(settings: Settings, backend: str) -> str:
     """The server a backend's reviews come from: an endpoint's address, the router's, or none (the local model
     is named by its file)."""
-    return public_url(settings.base_url) if backend == "endpoint" else HF_ROUTER if backend == "hf" else ""
+    if backend == "endpoint":
+        return public_url(settings.base_url)
+    return public_url(settings.router_url) if backend == "hf" else ""
 
 
 # The settings that decide which model answers and how it is asked. A draft records those that came from the
@@ -83,6 +88,8 @@ def environment_choices(repository: Settings, settings: Settings, backend: str) 
     chosen: dict[str, Any] = {"backend": backend}
     if backend == "endpoint":
         chosen["base_url"] = public_url(settings.base_url)
+    if backend == "hf" and public_url(settings.router_url) != public_url(repository.router_url):
+        chosen["router_url"] = public_url(settings.router_url)
     if backend == "local" and settings.local_model != repository.local_model:
         chosen["local_model"] = settings.local_model
     for name in REPLY_SETTINGS:

@@ -163,6 +163,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # no cached Hub token reaches a test
     monkeypatch.setenv("VERDICTS_CACHE_DIR", str(tmp_path / "cache"))
+    # No test reaches the real Inference Providers router (its model list is read before an hf draft): a closed
+    # port on this machine refuses at once. Tests of the router point VERDICTS_ROUTER_URL at a fake one.
+    monkeypatch.setenv("VERDICTS_ROUTER_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("VERDICTS_BACKOFF_INITIAL", "0")
     monkeypatch.setenv("VERDICTS_BACKOFF_MAX", "0")
     monkeypatch.setenv("VERDICTS_RETRY_AFTER_CAP", "0")

@@ -184,6 +184,10 @@ class FakeChatServer:
         self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
+        # The router's model list, as documented: [{"id": ..., "providers": [...]}]; None answers GET with 404.
+        # GET requests are recorded in ``gets`` (path and headers), apart from the chat requests in ``history``.
+        self.models: list[dict[str, Any]] | None = None
+        self.gets: list[dict[str, Any]] = []
         self.in_flight = 0
         self.replied: list[float] = []  # when each answer was sent (time.perf_counter), for the benchmark
         self.max_in_flight = 0
@@ -229,6 +233,19 @@ class FakeChatServer:
 
             def log_message(self, *args: object) -> None:
                 pass
+
+            def do_GET(self) -> None:  # noqa: N802
+                with fake._lock:
+                    fake.gets.append({"path": self.path, "headers": dict(self.headers)})
+                models = fake.models
+                if models is None or not self.path.startswith("/v1/models"):
+                    self._send(404, b'{"error": "not found"}', {})
+                elif self.path.rstrip("/") == "/v1/models":
+                    self._send(200, json.dumps({"object": "list", "data": models}).encode(), {})
+                else:
+                    wanted = self.path.removeprefix("/v1/models/")
+                    model = next((m for m in models if m.get("id") == wanted), None)
+                    self._send(200 if model else 404, json.dumps(model or {"error": "not found"}).encode(), {})
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", 0))

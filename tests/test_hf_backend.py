@@ -36,6 +36,7 @@ def router(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[FakeChatServer, To
         transport = ToFakeServer(server._server.server_address[1])
         set_client_factory(lambda: httpx2.Client(transport=transport, timeout=None))
         monkeypatch.setenv("HF_TOKEN", TOKEN)
+        monkeypatch.delenv("VERDICTS_ROUTER_URL")  # the default address, router.huggingface.co, swapped above
         try:
             yield server, transport
         finally:
@@ -54,7 +55,10 @@ def test_hf_token_selects_inference_providers(router, draft, monkeypatch) -> Non
     run = draft("hf-inference-providers", "mistral-3-small")
     assert run.code == 0, run.err
     assert "Hugging Face Inference Providers" in run.err
-    assert set(transport.seen) == {"https://router.huggingface.co/v1/chat/completions"}
+    # The router's model list is read first (this fake has none: prices are unknown), then the chat completions.
+    assert set(transport.seen) == {"https://router.huggingface.co/v1/models",
+                                   "https://router.huggingface.co/v1/chat/completions"}
+    assert transport.seen.count("https://router.huggingface.co/v1/models") == 1
     assert len(server.history) == 8
     for request in server.history:
         assert header(request, "authorization") == f"Bearer {TOKEN}"
