@@ -32,6 +32,7 @@ def run_report(stats: Stats, seconds: float, settings: Settings) -> list[str]:
     lines = [f"Run report ({seconds:.1f} s wall{dated}):", *("  " + line for line in _table(header, rows))]
     if stats.cost is None:
         lines.append("  cost unknown: add the model's price to [tool.verdicts.prices] in pyproject.toml")
+    lines += [f"  structured output from {server}: {dialect}" for server, dialect in sorted(stats.structured.items())]
     return lines
 
 
