@@ -32,9 +32,9 @@ import httpx2
 from huggingface_hub.errors import HfHubHTTPError
 
 from .errors import clip
-from .retry import server_said, status_of
+from .retry import server_said, status_of, within_deadline
 from .review import REPLY_SCHEMA
-from .settings import StructuredDialect
+from .settings import StructuredDialect, public_url
 
 Dialect = Literal["json_schema", "json_object_schema", "tgi", "none"]
 assert set(get_args(StructuredDialect)) == {"auto", *get_args(Dialect)}
@@ -84,11 +84,15 @@ def detect(base_url: str, api_key: str, timeout: float = DETECT_TIMEOUT) -> tupl
     is an unknown server: OpenAI's shape, with the fallback on refusal. Only ``VERDICTS_API_KEY`` is sent (vLLM with
     ``--api-key`` asks for it), never the Hugging Face token.
     """
-    try:
-        response = httpx2.get(base_url.rstrip("/") + "/models", headers={"authorization": f"Bearer {api_key}"},
-                              timeout=timeout, follow_redirects=False)
-        models = response.json().get("data") if response.status_code == 200 else None
-    except (httpx2.HTTPError, ValueError, AttributeError):
+    url = base_url.rstrip("/") + "/models"
+
+    def ask() -> Any:
+        response = httpx2.get(url, headers={"authorization": f"Bearer {api_key}"}, timeout=timeout)
+        return response.json().get("data") if response.status_code == 200 else None
+
+    try:  # httpx's timeout bounds each read: a server that trickles its answer is cut off at the deadline
+        models = within_deadline(ask, timeout, public_url(url))
+    except (httpx2.HTTPError, ValueError, AttributeError, TimeoutError):
         models = None
     if not isinstance(models, list) or not models or not isinstance(models[0], dict):
         return "json_schema", "unrecognised server (no model list): OpenAI's shape"

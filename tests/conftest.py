@@ -6,8 +6,9 @@ and a valid change to them must never fail a test (``python -m pipeline check`` 
 hook enforces it: a test that opens or lists a live editorial file fails, unless it copies them on purpose inside
 ``reading_live_files()``.
 
-Also the test tiers: a test marked ``chromium``, ``local_model``, ``llama_server`` or ``reference`` needs an asset that a laptop may
-lack. Without it the test is skipped and says why; with VERDICTS_REQUIRE_ALL_TIERS=1 (``make test``, CI) it fails.
+Also the test tiers: a test marked ``chromium``, ``local_model``, ``llama_server`` or ``reference`` needs an asset
+that a laptop may lack. Without it the test is skipped and says why; with VERDICTS_REQUIRE_ALL_TIERS=1 (``make test``,
+CI) it fails.
 """
 
 from __future__ import annotations

@@ -271,10 +271,13 @@ class FakeChatServer:
             def do_GET(self) -> None:  # noqa: N802
                 with fake._lock:
                     fake.gets.append(self.path)
-                if self.path.endswith("/models") and fake.models is not None:
-                    self._send(200, json.dumps(fake.models).encode(), {})
-                else:
-                    self._send(404, b'{"error": "not found"}', {})
+                found = self.path.endswith("/models") and fake.models is not None
+                body = json.dumps(fake.models).encode() if found else b'{"error": "not found"}'
+                self.send_response(200 if found else 404)  # at once and whole: no delay, trickle or drop
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def _answer(self, request: dict[str, Any]) -> None:
                 status = fake.down.get(str(request.get("model")))

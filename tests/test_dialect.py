@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from pipeline.dialects import detect
 from pipeline.review import REPLY_SCHEMA
 from tests.fakeserver import FakeChatServer, Scripted, shape_of
 
@@ -152,6 +154,31 @@ def test_the_api_key_goes_to_the_model_list_and_nowhere_else(fake: FakeChatServe
     assert all(request["headers"]["authorization"] == f"Bearer {key}" for request in fake.history)
     cache = Path(os.environ["VERDICTS_CACHE_DIR"])
     assert not any(key.encode() in path.read_bytes() for path in cache.rglob("*") if path.is_file())
+
+
+def test_a_model_list_trickled_a_byte_at_a_time_is_cut_off_at_the_detection_deadline() -> None:
+    """httpx bounds each read, not the request: the question is cut off at its deadline, and OpenAI's shape is used."""
+    stop = threading.Event()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def trickle() -> None:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+                while not stop.wait(0.05):
+                    connection.sendall(b" ")
+
+        threading.Thread(target=trickle, daemon=True).start()
+        started = time.monotonic()
+        try:
+            dialect, why = detect(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", "key", timeout=0.5)
+            assert time.monotonic() - started < 3
+        finally:
+            stop.set()
+    assert (dialect, why) == ("json_schema", "unrecognised server (no model list): OpenAI's shape")
 
 
 # --- the real thing: llama-cpp-python's own OpenAI-compatible server, serving the tiny Gemma GGUF ---------------
