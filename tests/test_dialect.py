@@ -43,6 +43,9 @@ def structured_line(out: str) -> str:
     (LLAMA_CPP_PYTHON, "json_object_schema", "detected: llama-cpp-python"),
     (VLLM, "json_schema", "detected: vLLM"),
     (TGI, "tgi", "detected: TGI"),
+    ({"data": [{"id": "qwen2.5:3b", "owned_by": "library"}]}, "json_schema", "detected: Ollama"),
+    ({"data": [{"id": "m", "owned_by": "acme"}]}, "json_schema",
+     "unrecognised server (owned_by 'acme'): OpenAI's shape"),
     (None, "json_schema", "unrecognised server (no model list): OpenAI's shape"),
 ])
 def test_the_dialect_is_detected_once_per_server_and_named_in_the_report(fake: FakeChatServer, draft, models,
