@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
-from huggingface_hub import ChatCompletionInputMessage, InferenceClient
+from huggingface_hub import ChatCompletionInputMessage, ChatCompletionOutput, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 
+from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
 from .errors import InputError, VerdictsError
 from .retry import RequestDeadline, request_timeout, router_error, within_deadline
-from .review import REPLY_SCHEMA, Backend, Completion, Message, Target
+from .review import Backend, Completion, Message, Target
 from .router import Catalogue, structured_for
 from .settings import HF_ROUTER, Settings, choose_backend, public_url, server_of
 
@@ -35,6 +38,8 @@ class ChatBackend:
         self.concurrency = settings.concurrency
         self.timeout = request_timeout(settings)  # for the whole request; httpx's applies to each read
         self.server = server_of(settings, name)
+        # The chat-completions base URL the client posts to, when it is given one (not the default router).
+        self.url = base_url if name == "endpoint" else "" if self.server == HF_ROUTER else f"{self.server}/v1"
         # The router's catalogue, once the session has read it: which providers take a response_format.
         self.catalogue: Catalogue | None = None
         # One client serves every lens: model and provider travel with each request, not with the client.
@@ -44,7 +49,7 @@ class ChatBackend:
             self._client = InferenceClient(provider="auto", api_key=api_key, timeout=self.timeout,
                                            bill_to=settings.bill_to or None)
         else:  # a router behind a proxy (VERDICTS_ROUTER_URL): the token goes to that address and nowhere else
-            self._client = InferenceClient(base_url=f"{self.server}/v1", api_key=api_key, timeout=self.timeout,
+            self._client = InferenceClient(base_url=self.url, api_key=api_key, timeout=self.timeout,
                                            bill_to=settings.bill_to or None)
 
     def describe(self) -> str:
@@ -64,20 +69,12 @@ class ChatBackend:
         return structured_for(target, self.catalogue if self.name == "hf" else None)
 
     def complete(self, target: Target, messages: list[Message]) -> Completion:
-        extra: dict[str, Any] = {}
-        if self.structured_for(target):
-            extra["response_format"] = {"type": "json_schema",
-                                        "json_schema": {"name": "review", "schema": REPLY_SCHEMA, "strict": True}}
-
-        def call() -> Any:
-            return self._client.chat_completion(
-                list[dict | ChatCompletionInputMessage](messages),
-                model=self.routed_model(target),
-                temperature=target.temperature,
-                max_tokens=target.max_tokens,
-                **extra,
-            )
-
+        if self.name == "endpoint":
+            return self._complete_at_endpoint(target, messages)
+        dialect: Dialect = "json_schema" if self.structured_for(target) else "none"
+        # The default router goes through huggingface_hub's own conversational auto-router, which sends OpenAI's
+        # shape as written; a router behind a proxy is a base URL, where _chat keeps the shape from being rewritten.
+        call = partial(self._chat, target, messages, dialect, self.routed_model(target))
         try:
             output = within_deadline(call, self.timeout, self.server)
         except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
@@ -90,6 +87,76 @@ class ChatBackend:
                 raise said from None
             raise
         return read_completion(output)
+
+    # Endpoints: the reply schema goes in the dialect the server understands (pipeline/dialects.py).
+    _structured_lock = threading.Lock()
+    _structured: StructuredOutput | None = None
+
+    @property
+    def structured_output(self) -> StructuredOutput:
+        """This endpoint's dialect, set or detected on first use, for the whole run."""
+        with self._structured_lock:
+            if self._structured is None:
+                self._structured = StructuredOutput(
+                    self.settings.structured_dialect,
+                    lambda: detect(self.base_url, self._client.token or NO_KEY, min(self.timeout, DETECT_TIMEOUT)))
+            return self._structured
+
+    def describe_structured(self) -> dict[str, str]:
+        """Server -> the dialect its reviews were asked in and why, for the run report; empty until one was sent."""
+        said = self._structured.describe() if self._structured is not None else ""
+        return {self.server: said} if said else {}
+
+    def _complete_at_endpoint(self, target: Target, messages: list[Message]) -> Completion:
+        """One reply from the endpoint. A response_format the server refuses is not a transient failure: the same
+        request goes again at once in the next dialect, down to none, and the run keeps to the one that worked."""
+        structured = self.structured_output if target.structured else None
+        while True:
+            dialect: Dialect = structured.current() if structured is not None else "none"
+            try:
+                output = self._deadline(partial(self._chat, target, messages, dialect))
+            except HfHubHTTPError as exc:
+                if structured is None or dialect == "none" or not refuses_response_format(exc):
+                    raise
+                structured.refused(dialect, exc.response.status_code if exc.response is not None else None)
+                continue
+            return read_completion(output)
+
+    def _deadline(self, call: Callable[[], Any]) -> Any:
+        try:
+            return within_deadline(call, self.timeout, self.server)
+        except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
+            raise RequestDeadline(self.server, self.timeout) from None
+        except json.JSONDecodeError as exc:
+            raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
+
+    def _chat(self, target: Target, messages: list[Message], dialect: Dialect, model: str = "") -> Any:
+        """A chat completion with ``dialect``'s response_format, exactly as given.
+
+        For a URL, huggingface_hub rewrites OpenAI's ``json_schema`` shape into TGI's, whether it comes as
+        ``response_format`` or in ``extra_body`` (HFInferenceConversational._prepare_payload_as_dict), and
+        llama-cpp-python then ignores the schema. Every other shape passes through ``chat_completion`` untouched.
+        For ``json_schema`` the request is built by the client's own provider helper, as ``chat_completion`` builds
+        it (URL, headers, our key), and the shape is put back before it is posted through the client: no library
+        code is changed, and the reply is parsed by the same class. tests/test_dialect.py checks the bytes sent.
+        """
+        shape = response_format(dialect)
+        model = model or target.model
+        if dialect != "json_schema" or not self.url:
+            extra: dict[str, Any] = {"response_format": shape} if shape is not None else {}
+            return self._client.chat_completion(list[dict | ChatCompletionInputMessage](messages), model=model,
+                                                temperature=target.temperature, max_tokens=target.max_tokens, **extra)
+        from huggingface_hub.inference._providers import get_provider_helper
+
+        helper = get_provider_helper("hf-inference", task="conversational", model=self.url)
+        request = helper.prepare_request(
+            inputs=messages, parameters={"model": model, "temperature": target.temperature,
+                                         "max_tokens": target.max_tokens, "response_format": shape},
+            headers=self._client.headers, model=self.url, api_key=self._client.token or NO_KEY)
+        if not isinstance(request.json, dict):
+            raise MalformedBody("huggingface_hub built a chat request without a JSON body")
+        request.json["response_format"] = shape
+        return ChatCompletionOutput.parse_obj_as_instance(self._client._inner_post(request))
 
 
 class MalformedBody(ValueError):

@@ -106,6 +106,8 @@ class Stats(Usage):
     """Totals, and the same counts per (backend, model, provider) for the run report."""
 
     by_target: dict[tuple[str, str, str], Usage] = field(default_factory=dict)
+    # endpoint address -> the response_format dialect its reviews were asked in, and why (pipeline/dialects.py)
+    structured: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, target: Target, cost: float | None = 0.0, **counts: int) -> None:

@@ -34,6 +34,7 @@ def run_report(stats: Stats, seconds: float, settings: Settings, prices: list[st
     lines += [f"  {line}" for line in prices or []]
     if stats.cost is None:
         lines.append("  cost unknown: add the model's price to [tool.verdicts.prices] in pyproject.toml")
+    lines += [f"  structured output from {server}: {dialect}" for server, dialect in sorted(stats.structured.items())]
     return lines
 
 

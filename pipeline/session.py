@@ -101,12 +101,14 @@ class ReviewSession:
                 reviews = reviewer.review_all(jobs_left, what)
                 reviews.update({job.section: reused[job.key] for job in jobs if job.key in reused})
             except BaseException as exc:
-                runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
+                runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}",
+                             structured=self.structured())
                 raise
             s = self.stats
             outcome = f"{len(self.missing)} reviews missing" if self.missing else "ok"
             runlog.write(type="end", outcome=outcome, requests=s.requests, cache_hits=s.cache_hits,
-                         prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, cost=s.cost)
+                         prompt_tokens=s.prompt_tokens, completion_tokens=s.completion_tokens, cost=s.cost,
+                         structured=self.structured())
             return reviews
         finally:
             cache.close()
@@ -131,6 +133,13 @@ class ReviewSession:
         """Where the price of each target the run used came from, for the run report."""
         used = [f"{model}:{provider}" if provider else model for (_, model, provider) in self.stats.by_target]
         return self.consulted.price_lines(used)
+
+    def structured(self) -> dict[str, str]:
+        """The response_format dialect each endpoint was asked in (a backend that has none says nothing), kept in
+        the stats for the run report."""
+        describe = getattr(self.backend, "describe_structured", None)
+        self.stats.structured.update(describe() if describe is not None else {})
+        return self.stats.structured
 
     def forecast(self, cache: ReviewCache, jobs: list[Job]) -> Forecast:
         """What the jobs the cache does not hold will cost."""

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .errors import InputError, explain
 
 BackendName = Literal["endpoint", "hf", "local"]
+# How an endpoint is asked for the reply schema (pipeline/dialects.py); auto: detected once per server and run.
+StructuredDialect = Literal["auto", "json_schema", "json_object_schema", "tgi", "none"]
 # Where Inference Providers are reached; a review sent there records this address.
 HF_ROUTER = "https://router.huggingface.co"
 
@@ -35,6 +37,7 @@ class Settings(BaseModel):
     backoff_max: float = Field(20.0, ge=0.0)
     reask_attempts: int = Field(2, ge=0, le=10)
     structured: bool = True  # ask for the reply schema as response_format; replies are validated anyway
+    structured_dialect: StructuredDialect = "auto"  # the response_format shape an endpoint gets (dialects.py)
     local_model: str = "Qwen/Qwen2.5-3B-Instruct-GGUF/qwen2.5-3b-instruct-q4_k_m.gguf"
     local_context: int = Field(4096, ge=512)
     local_threads: int | None = Field(None, ge=1)

@@ -6,8 +6,9 @@ and a valid change to them must never fail a test (``python -m pipeline check`` 
 hook enforces it: a test that opens or lists a live editorial file fails, unless it copies them on purpose inside
 ``reading_live_files()``.
 
-Also the test tiers: a test marked ``chromium``, ``local_model`` or ``reference`` needs an asset that a laptop may
-lack. Without it the test is skipped and says why; with VERDICTS_REQUIRE_ALL_TIERS=1 (``make test``, CI) it fails.
+Also the test tiers: a test marked ``chromium``, ``local_model``, ``llama_server`` or ``reference`` needs an asset
+that a laptop may lack. Without it the test is skipped and says why; with VERDICTS_REQUIRE_ALL_TIERS=1 (``make test``,
+CI) it fails.
 """
 
 from __future__ import annotations
@@ -98,6 +99,19 @@ def local_model_missing() -> str | None:
     return None
 
 
+def llama_server_missing() -> str | None:
+    """llama-cpp-python's OpenAI-compatible server (its ``server`` extra: fastapi, uvicorn ...) and the tiny GGUF."""
+    missing = local_model_missing()
+    if missing is not None:
+        return missing
+    try:
+        importlib.import_module("llama_cpp.server.app")
+    except Exception as error:
+        return (f"llama-cpp-python's server is not usable ({type(error).__name__}: {error}); `make install` installs "
+                "llama-cpp-python[server]")
+    return None
+
+
 def reference_missing() -> str | None:
     if any(REFERENCE_DIR.glob("*.txt")):
         return None
@@ -108,6 +122,7 @@ def reference_missing() -> str | None:
 TIERS: dict[str, Callable[[], str | None]] = {
     "chromium": chromium_missing,
     "local_model": local_model_missing,
+    "llama_server": llama_server_missing,
     "reference": reference_missing,
 }
 

