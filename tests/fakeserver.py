@@ -168,6 +168,8 @@ def completion_body(model: str, content: str | None, finish_reason: str = "stop"
 
 
 class QuietServer(ThreadingHTTPServer):
+    request_queue_size = 256  # a client opening 64 connections at once is not refused by a short listen backlog
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout, interrupt) closes its end: that is the test's point, not an error."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
