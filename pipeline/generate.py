@@ -6,6 +6,7 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .cache import ReviewCache
@@ -319,10 +320,13 @@ class Reviewer:
                                        "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
         return path
 
-    def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[str, Review]:
+    def review_all(self, jobs: list[Job], what: str = "Reviews",
+                   while_waiting: Callable[[], object] | None = None) -> dict[str, Review]:
         """Every review, by section id, in flight up to each target's limit (from ``concurrency``, learned
         from the replies up to ``max_concurrency``: limiter.py); the first failure stops new requests and
         is raised once the requests in flight have ended (retries and re-asks stop on the event).
+
+        ``while_waiting`` runs in this thread once the requests are on their way: work for after the replies.
 
         Workers are daemon threads: on Ctrl-C or SIGTERM, replies already on their way get INTERRUPT_GRACE seconds
         to arrive and be cached, and then the process exits without waiting for the rest.
@@ -353,11 +357,16 @@ class Reviewer:
         try:
             for thread in threads:
                 thread.start()
-            while any(thread.is_alive() for thread in threads) or not finished.empty():
+            if while_waiting is not None:
+                while_waiting()
+            done = 0
+            # Every review in, the run is over: no wait for the workers to notice that the queue is empty.
+            while done < len(unique) and (any(thread.is_alive() for thread in threads) or not finished.empty()):
                 try:
                     job, review, exc = finished.get(timeout=0.1)
                 except queue.Empty:
                     continue
+                done += 1
                 if review is not None:
                     results[job.key] = review
                 elif failure is None or isinstance(failure, Stopped):

@@ -7,7 +7,7 @@ run log, run the reviews, close the run log's entry with how it ended, close the
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TextIO
 
 from .backends import select_backend
@@ -70,8 +70,10 @@ class ReviewSession:
             self.stats.add(job.target, from_outputs=1)
         return reused
 
-    def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str) -> dict[str, Review]:
-        """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent."""
+    def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str,
+            while_waiting: Callable[[], object] | None = None) -> dict[str, Review]:
+        """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent;
+        ``while_waiting`` runs once requests are in flight (imports only the page needs, say)."""
         cache = ReviewCache(self.settings.cache_dir)
         try:
             reused = self.from_outputs(cache, jobs)
@@ -86,7 +88,7 @@ class ReviewSession:
                                 self.retry_fallbacks, self.stats, self.use_cache)
             self.missing = reviewer.missing
             try:
-                reviews = reviewer.review_all(jobs_left, what)
+                reviews = reviewer.review_all(jobs_left, what, while_waiting)
                 reviews.update({job.section: reused[job.key] for job in jobs if job.key in reused})
             except BaseException as exc:
                 runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}")
