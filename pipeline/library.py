@@ -101,13 +101,15 @@ class Library:
         self._edits: dict[tuple[str, str], list[Shown]] = {}  # (section, key) -> hand-edited showings
 
     @classmethod
-    def of(cls, project: Project) -> Library:
+    def of(cls, project: Project, drafts: list[Path] | None = None) -> Library:
+        """``drafts``: every draft under outputs/, when the caller has listed them already."""
         library = cls()
-        for path in project.all_drafts():
+        for path in project.all_drafts() if drafts is None else drafts:
             draft = project.draft_file(path)
             page = project.shown(path)
             try:
-                lazy = draft.data is not None and draft.as_generated
+                lazy = draft.digest["data"] is not None if draft.digest is not None else \
+                    draft.data is not None and draft.as_generated
             except InputError:
                 lazy = False
             found = None if lazy else showings(draft, page)

@@ -144,7 +144,8 @@ class Project:
 
     def all_drafts(self) -> list[Path]:
         """Every ``outputs/*-vs-*.md``, in name order (what sorted(glob) gave, at a fraction of its cost)."""
-        return [self.outputs / name for name in sorted(fnmatch.filter(self.output_names, "*-vs-*.md"))]
+        outputs = self.outputs
+        return [outputs / name for name in sorted(fnmatch.filter(self.output_names, "*-vs-*.md"))]
 
     @property
     def output_names(self) -> set[str]:

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
+from .digests import Digests
 from .errors import OK, STALE, InputError, Outcome, plural
 from .library import Dispute, Library
 from .load import FactSheet
 from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
 from .project import Project
-from .provenance import DraftFile, Record, Section, changes, sidecar_path, votes_file
+from .provenance import DraftFile, Record, Section, changes, keys_hash, short_hash, sidecar_path, votes_file
 from .review import FRAME, Review, card_id, describe_section, is_card, parse_section, section_id
 from .settings import settings_for
 
@@ -151,7 +152,10 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     as_is = outputs.is_dir() and outputs.resolve() == outputs  # then a draft there needs no resolving, unless a link
     unique = list(dict.fromkeys(path if as_is and path.parent == outputs and not path.is_symlink() else path.resolve()
                                 for path in paths))  # a draft named twice is checked once
-    library = Library.of(project)
+    digests = Digests(project.settings.cache_dir)
+    every = project.all_drafts()
+    digests.attach([project.draft_file(path) for path in dict.fromkeys([*every, *unique])])
+    library = Library.of(project, every)
     fresh = Fresh(project, library)
     statuses = []
     for path in unique:
@@ -164,6 +168,7 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
         if quick is not None:  # the first fresh draft: does the full check agree?
             fresh.trusted = not (status.stale or status.conflicts or status.disputes or status.carried)
         statuses.append(status)
+    digests.save()
     return statuses
 
 
@@ -194,46 +199,38 @@ class Fresh:
 
     def status(self, draft: DraftFile) -> DraftStatus | None:
         try:
-            if not draft.as_generated or any(draft.text.startswith(mark) or f"\n{mark}" in draft.text
-                                             for mark in (START, LEGACY_NOTE)):
-                return None  # conflict blocks are the full check's to report
-            return self._status(draft, draft.data)
+            digest = draft.digested()
+            if not digest["as_generated"] or digest["conflicts"] or digest["data"] is None:
+                return None  # an edited draft, or conflict blocks: the full check's to report
+            return self._status(draft, digest["data"])
         except (InputError, KeyError, TypeError, ValueError, AttributeError):
             return None  # the full check says what is wrong, as it always has
 
     def _status(self, draft: DraftFile, data: dict[str, Any]) -> DraftStatus | None:
         project = self.project
-        if data.get("format", 1) != 1 or data.get("pinned") or not set(data) <= Record.model_fields.keys():
-            return None
         slug_a, slug_b = data["tools"]
-        if slug_a == slug_b or not (self._exists(slug_a) and self._exists(slug_b)):
+        if not (self._exists(slug_a) and self._exists(slug_b)):
             return None
         tools = {slug_a: project.tool(slug_a), slug_b: project.tool(slug_b)}
-        sections: dict[str, dict[str, Any]] = data["sections"]
         quotes = [(p.lens, slug) for p in project.personas for slug in tools]
-        if sections.keys() != {card_id(slug_a), card_id(slug_b), *(section_id(*q) for q in quotes)}:
+        if data["names"] != ",".join(sorted([card_id(slug_a), card_id(slug_b), *(section_id(*q) for q in quotes)])):
             return None
-        size, end = len(data["generated"]), 0
-        for start, stop in sorted(tuple(section["lines"]) for section in sections.values()):
-            if not (isinstance(start, int) and isinstance(stop, int) and end <= start < stop <= size):
-                return None
-            end = stop
+        environments = [self._planner(environment) for environment in data["environments"]]
+        keys = {}
         for lens, slug in quotes:
             name = section_id(lens, slug)
-            section = sections[name]
-            if section.get("missing"):
+            keys[name] = key = environments[data["quotes"][name]].job(lens, slug).key
+            if self.library.approved(name, key) is not None:
                 return None
-            environment = section.get("environment") or {"backend": section.get("settings", {}).get("backend", "local")}
-            key = self._planner(environment).job(lens, slug).key
-            if section.get("key") != key or self.library.approved(name, key) is not None:
-                return None
+        if data["keys"] != keys_hash(keys):
+            return None
         votes = votes_file(slug_a, slug_b)
         community = project.community(slug_a, slug_b) if Path(votes).name in self._names else {}
         for slug, sheet in tools.items():
-            now = project.inputs.card(slug, sheet, community.get(slug, ""), votes)
-            if sections[card_id(slug)].get("inputs") != now:
+            if data["cards"][card_id(slug)] != short_hash(project.inputs.card(slug, sheet, community.get(slug, ""),
+                                                                              votes)):
                 return None
-        if data["frame"] != project.inputs.frame(tools):
+        if data["frame"] != short_hash(project.inputs.frame(tools)):
             return None
         return DraftStatus(draft.path, None, tools)
 

@@ -59,3 +59,49 @@ def test_an_edited_or_changed_draft_takes_the_full_check(three_drafts: None, cli
     run = cli("stale")
     assert run.code == 1 and "2 of 3 drafts stale" in run.out, run.out
     assert len(calls) == 3, "the first draft (fresh: the check), and the two that changed"
+
+
+def test_a_second_run_reads_no_sidecar_of_an_unchanged_draft(three_drafts: None, cli,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.digests
+    import pipeline.provenance
+
+    monkeypatch.setattr(pipeline.digests, "SETTLED", 0)  # files written a moment ago may be remembered
+    assert cli("stale").code == 0
+    reads: list[Path] = []
+    original = pipeline.provenance.read_sidecar
+
+    def read_sidecar(draft: Path) -> object:
+        reads.append(draft)
+        return original(draft)
+
+    monkeypatch.setattr(pipeline.provenance, "read_sidecar", read_sidecar)
+    run = cli("stale")
+    assert run.code == 0 and "0 of 3 drafts stale" in run.out
+    assert len(reads) == 1, "only the first draft's sidecar, for the full check that vouches for the others"
+
+
+def test_remembered_digests_never_change_the_answer(three_drafts: None, cli, project: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import pipeline.digests
+
+    monkeypatch.setattr(pipeline.digests, "SETTLED", 0)
+    assert cli("stale").code == 0
+    sheet = project / "tools" / f"{C}.toml"
+    original = sheet.read_text()
+    sheet.write_text(original.replace('entry = "', 'entry = "From '))
+    run = cli("stale")  # the inputs are compared anew
+    assert run.code == 1 and "2 of 3 drafts stale" in run.out, run.out
+    sheet.write_text(original)
+    assert cli("stale").code == 0
+    draft = project / "outputs" / f"{A}-vs-{B}.md"
+    draft.write_text(draft.read_text().replace("## ", "<<<<<<< your edit\nmine\n=======\ntheirs\n>>>>>>> new\n## ", 1))
+    run = cli("stale")  # the draft changed on disk: read again
+    assert run.code == 1 and "1 unresolved conflict" in run.out, run.out
+
+
+def test_the_digest_knows_the_conflict_marks_merge_writes() -> None:
+    from pipeline.merge import LEGACY_NOTE, START
+    from pipeline.provenance import CONFLICT_MARKS
+
+    assert CONFLICT_MARKS == (START, LEGACY_NOTE)
