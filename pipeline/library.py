@@ -140,6 +140,11 @@ class Library:
             return None
         return next((s for s in self._on_page(page) if s.section == name), None)
 
+    @property
+    def edited(self) -> bool:
+        """Whether any draft shows a review as an editor changed it (then there may be texts to carry)."""
+        return bool(self._edits)
+
     def approvals(self, name: str, key: str, skip: str = "") -> dict[str, list[str]]:
         """The texts editors wrote by hand for this review, with their pages (``skip`` aside)."""
         found: dict[str, list[str]] = {}
