@@ -179,7 +179,8 @@ def changes(old: dict[str, str], new: dict[str, str], old_settings: dict[str, An
 def _read_text(path: Path) -> str:
     """``path.read_text(encoding="utf-8")``, line ends made LF as it makes them, in a third of its time."""
     with open(path, "rb") as handle:
-        return handle.read().decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        text = handle.read().decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def read_sidecar(draft: Path) -> Any:
@@ -263,7 +264,10 @@ def _digest(data: Any) -> dict[str, Any] | None:
             keys[name] = section["key"]
             environments[name] = section.get("environment") or \
                 {"backend": section.get("settings", {}).get("backend", "local")}
-        shared = [dict(e) for e in {json.dumps(e, sort_keys=True): e for e in environments.values()}.values()]
+        shared: list[dict[str, Any]] = []
+        for environment in environments.values():
+            if environment not in shared:  # a handful at most: one per backend or server a draft was made with
+                shared.append(dict(environment))
         return {"tools": [slug_a, slug_b], "names": ",".join(sorted(sections)), "keys": keys_hash(keys),
                 "environments": shared, "quotes": {name: shared.index(e) for name, e in environments.items()},
                 "cards": cards, "frame": short_hash(data["frame"])}
