@@ -8,7 +8,9 @@ the same way a network does: by refusing (429, 503) once we go past it, and by n
   after one (additive increase: one more request per round of replies, probing slowly near a known limit).
 - A 429 or 503 halves it (multiplicative decrease), at most once per round: an overload counts only if its
   request was sent after the last decrease, so a burst of 429s from one overload halves once, not down to 1.
-  The halved limit is also where slow start ends.
+  The halved limit is also where slow start ends. It never halves below what this round proved: the most
+  requests in flight when one was sent, since the last decrease, that came back clean (a probe one past a limit
+  of 4 falls back to 4, not to 2); it always goes down by at least one, and what is proven starts again at 0.
 - Never above ``max_concurrency``, never below 1; growth only while requests are waiting for a slot, so a short
   queue does not inflate a limit it never tested.
 
@@ -66,6 +68,7 @@ class AdaptiveLimit:
         self.in_flight = 0
         self.waiting = 0
         self.round = 0  # bumped at each decrease: overloads of requests sent before it are the same overload
+        self.proven = 0  # the most requests in flight when one was sent that came back clean, in this round
         self._stop = stop or threading.Event()
         self._ready = threading.Condition()
 
@@ -77,6 +80,10 @@ class AdaptiveLimit:
     def acquire(self) -> int:
         """Wait for a slot; the round the request is sent in. Returns at once when the run is stopping: the
         caller's own check of the stop event decides what to do then."""
+        return self._take()[0]
+
+    def _take(self) -> tuple[int, int]:
+        """A slot: the round, and how many requests are in flight with this one."""
         with self._ready:
             self.waiting += 1
             try:
@@ -88,10 +95,11 @@ class AdaptiveLimit:
             self.figures.peak = max(self.figures.peak, self.in_flight)
             if self.run is not None:
                 self.run.moved(+1)
-            return self.round
+            return self.round, self.in_flight
 
-    def release(self, sent_in: int, status: int | None, clean: bool) -> None:
-        """The request's reply came (``clean``: a reply, whatever its content), or its failure (``status``)."""
+    def release(self, sent_in: int, status: int | None, clean: bool, level: int = 0) -> None:
+        """The request's reply came (``clean``: a reply, whatever its content), or its failure (``status``).
+        ``level``: how many requests were in flight, this one included, when it was sent."""
         if self.run is not None:
             self.run.moved(-1)
         with self._ready:
@@ -99,28 +107,34 @@ class AdaptiveLimit:
             if status in OVERLOAD_STATUSES:
                 self.figures.overloads += 1
                 if not self.fixed and sent_in == self.round:
-                    self.limit = max(1.0, self.limit / 2)
+                    # Halve, but not below what this round proved the target takes, and always down by one.
+                    self.limit = max(1.0, min(self.limit - 1, max(self.limit / 2, float(self.proven))))
                     self.threshold = self.limit
                     self.round += 1
-            elif clean and not self.fixed and self.waiting > 0:
-                step = 1.0 if self.limit < self.threshold else 1.0 / self.limit
-                self.limit = min(float(self.ceiling), self.limit + step)
+                    self.proven = 0
+            elif clean and not self.fixed:
+                if sent_in == self.round:
+                    self.proven = max(self.proven, level)
+                if self.waiting > 0:
+                    step = 1.0 if self.limit < self.threshold else 1.0 / self.limit
+                    self.limit = min(float(self.ceiling), self.limit + step)
             self.figures.reached = max(self.figures.reached, int(self.limit))
             self.figures.final = int(self.limit)
             self._ready.notify_all()
 
     @contextmanager
     def slot(self) -> Iterator[_Slot]:
-        handle = _Slot(self.acquire())
+        handle = _Slot(*self._take())
         try:
             yield handle
         finally:
-            self.release(handle.round, handle.status, handle.clean)
+            self.release(handle.round, handle.status, handle.clean, handle.level)
 
 
 class _Slot:
-    def __init__(self, round_: int) -> None:
+    def __init__(self, round_: int, level: int) -> None:
         self.round = round_
+        self.level = level
         self.status: int | None = None
         self.clean = False
 

@@ -90,3 +90,17 @@ def test_a_waiting_request_is_let_go_when_the_run_stops() -> None:
     limit.wake()
     waiter.join(5)
     assert not waiter.is_alive()
+
+
+def test_a_limit_proven_this_round_is_kept_when_a_probe_past_it_is_refused() -> None:
+    limit = AdaptiveLimit(8, 64)
+    limit.release(limit.acquire(), 429, clean=False)  # the provider takes fewer than 8: halved to 4
+    assert limit.limit == 4
+    slots = [limit._take() for _ in range(4)]
+    for sent_in, level in slots:  # four at once came back clean: the provider takes 4
+        limit.release(sent_in, None, clean=True, level=level)
+    limit.limit = 5.0  # grown by one to probe
+    limit.release(limit.acquire(), 429, clean=False)  # the fifth is refused
+    assert limit.limit == 4, "back to what was proven, not down to 2.5"
+    limit.release(limit.acquire(), 429, clean=False)  # refused again, with nothing proven since: halved
+    assert limit.limit == 2
