@@ -71,6 +71,9 @@ lint: install
 
 bench: install
 	$(PY) bench/cold_draft.py
+	$(PY) bench/peer_ratio.py
+	$(PY) bench/catalogue.py --limit 32
+	$(PY) bench/catalogue.py --limit 4
 	$(PY) bench/stale_drafts.py
 
 clean:

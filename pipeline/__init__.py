@@ -16,9 +16,12 @@ each section was made from. Later, when inputs change::
 
 The ground floor, imported by every stage and importing nothing above it: ``errors`` (every error we raise on
 purpose, the exit statuses), ``settings`` (flags > environment > pyproject.toml > defaults), ``load`` (the editor's data
-files) and ``review`` (Target, Job, Review, the reply format, section ids). ``costs`` prices what is sent and
-counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support; ``router``
-reads the Inference Providers router's model list (providers, status, prices, capabilities) for the session.
+files) and ``review`` (Target, Job, Review, the reply format, section ids). ``limiter`` learns how many requests
+each target takes at once; ``digests`` remembers what ``stale`` needs of unchanged drafts. ``costs`` prices what is
+sent and counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support;
+``router`` reads the Inference Providers router's model list (providers, status, prices, capabilities) for the
+session; ``dialects`` picks the response_format shape an endpoint understands; ``library`` reads the drafts'
+quotes (approved texts, disputes).
 Each command is ``command(root, args) -> Outcome`` in its own module (``draft``, ``dryrun`` for prompts,
 ``stale``, ``refresh``, ``pin``, ``accept``, ``forget``, ``preview``, ``runlog`` for log, ``check``,
 ``calibrate``, ``providers``); ``cli`` parses the command line, dispatches, and turns errors into messages.

@@ -28,7 +28,11 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 def _request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cost", type=float, metavar="USD",
                         help="refuse to start above this forecast, stop sending once reached (VERDICTS_MAX_COST)")
-    parser.add_argument("--concurrency", type=int, help="reviews in flight at once (VERDICTS_CONCURRENCY)")
+    parser.add_argument("--concurrency", type=int, help="requests in flight per model or server at first; grows "
+                        "while replies come back clean, halves on 429 or 503; 1 means one at a time "
+                        "(VERDICTS_CONCURRENCY)")
+    parser.add_argument("--max-concurrency", type=int, metavar="N",
+                        help="the most requests in flight per model or server (VERDICTS_MAX_CONCURRENCY)")
     parser.add_argument("--timeout", type=float, help="seconds per request (VERDICTS_TIMEOUT)")
     parser.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
     parser.add_argument("--no-cache", action="store_true",

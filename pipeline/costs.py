@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import OverBudget, plural
 from .review import Completion, Message, Target, model_label
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .limiter import Limits
 
 # A forecast needs a reply length before there is a reply: a 170-word quote in JSON is about 260 tokens.
 EXPECTED_COMPLETION_TOKENS = 300
@@ -108,6 +112,7 @@ class Stats(Usage):
     by_target: dict[tuple[str, str, str], Usage] = field(default_factory=dict)
     # endpoint address -> the response_format dialect its reviews were asked in, and why (pipeline/dialects.py)
     structured: dict[str, str] = field(default_factory=dict)
+    limits: Limits | None = field(default=None, repr=False)  # the concurrency each target reached (limiter.py)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, target: Target, cost: float | None = 0.0, **counts: int) -> None:

@@ -12,13 +12,9 @@ from typing import TextIO
 from .assemble import assemble
 from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
-from .library import draft_lines
-from .merge import as_edited
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
-from .quotes import approved_texts
 from .render import reask_message
-from .report import facts_to_check, run_report
 from .review import Review, describe_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
@@ -59,7 +55,11 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
                          "leave it: nothing was sent.")
     name = f"{slug_a}-vs-{slug_b}"
     reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
-                          f"{slug_a} vs {slug_b}")
+                          f"{slug_a} vs {slug_b}", while_waiting=_for_the_page)
+    from .library import draft_lines
+    from .merge import as_edited
+    from .quotes import approved_texts
+
     # An editor's version of a review in another draft is the approved text: this page carries it too.
     approved, disputed = approved_texts(project, {job.section: job.key for job in jobs}, path)
     shown_reviews = {name: replace(review, quote=approved[name][0]) if name in approved else review
@@ -84,7 +84,14 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
                        carried, disputed, session.price_lines())
 
 
+def _for_the_page() -> None:
+    """Import what only the page and the report need, while the requests are in flight: not before the first."""
+    from . import library, merge, quotes, report  # noqa: F401
+
+
 def command(root: Path, args: Namespace) -> Outcome:
+    from .report import facts_to_check, run_report
+
     settings = settings_for(root, args)
     drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks,
                     use_cache=not args.no_cache)

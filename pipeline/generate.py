@@ -6,15 +6,17 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .cache import ReviewCache
 from .costs import Stats, counted_usage, price_for
 from .errors import BudgetReached, GaveUpOnReply, TransportError
+from .limiter import Limits
 from .progress import Progress
 from .project import shown
 from .render import reask_message
-from .retry import RETRIED_STATUSES, call_with_retries, describe
+from .retry import RETRIED_STATUSES, call_with_retries, describe, status_of
 from .review import Backend, Completion, Job, Message, Review, Target
 from .runlog import RunLog
 from .settings import Settings
@@ -117,6 +119,12 @@ class Reviewer:
         self.use_cache = use_cache
         self.stats = stats or Stats()
         self.down = DownTargets()
+        # Concurrency per target, learned from its replies (limiter.py); the workers share it.
+        start = min(settings.concurrency, backend.concurrency)
+        ceiling = start if start <= 1 or backend.concurrency < settings.concurrency else \
+            max(start, settings.max_concurrency)
+        self.limits = Limits(start, ceiling, self.down.halted)
+        self.stats.limits = self.limits
         self.missing: list[GaveUpOnReply] = []  # reviews whose replies stayed invalid after every re-ask
         self._first_failure: BaseException | None = None
         self._lock = threading.Lock()
@@ -126,6 +134,7 @@ class Reviewer:
             if self._first_failure is None and not isinstance(exc, Stopped):
                 self._first_failure = exc
         self.down.halt()
+        self.limits.wake()  # requests waiting for a slot see the halt at once
 
     def review(self, job: Job) -> Review:
         try:
@@ -249,9 +258,19 @@ class Reviewer:
 
         def send() -> Completion:
             nonlocal sent
-            sent += 1
-            self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
-            return self.backend.complete(target, messages)
+            # A slot of the target's limit is held while the request is on the wire, not while a retry waits.
+            with self.limits.of(target).slot() as slot:
+                if self.down.halted.is_set():
+                    raise Stopped()
+                sent += 1
+                self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
+                try:
+                    completion = self.backend.complete(target, messages)
+                except BaseException as exc:
+                    slot.status = status_of(exc)
+                    raise
+                slot.clean = True
+                return completion
 
         def note(exc: BaseException) -> None:
             nonlocal retrying
@@ -264,6 +283,8 @@ class Reviewer:
             return call_with_retries(send, self.settings, where, on_retry=note,
                                      stop=self.down.event_for(target) if may_move_on else self.down.halted)
         except Exception as exc:
+            if isinstance(exc, Stopped):
+                raise
             if not self.down.halted.is_set():
                 self.stats.add(target, failed=1)
             self._log(job, target, messages, attempt, error=str(getattr(exc, "message", exc)))
@@ -299,9 +320,13 @@ class Reviewer:
                                        "problems": problems, "last_reply": text}, indent=2, ensure_ascii=False))
         return path
 
-    def review_all(self, jobs: list[Job], what: str = "Reviews") -> dict[str, Review]:
-        """Every review, by section id, up to ``concurrency`` in flight; the first failure stops new requests and
+    def review_all(self, jobs: list[Job], what: str = "Reviews",
+                   while_waiting: Callable[[], object] | None = None) -> dict[str, Review]:
+        """Every review, by section id, in flight up to each target's limit (from ``concurrency``, learned
+        from the replies up to ``max_concurrency``: limiter.py); the first failure stops new requests and
         is raised once the requests in flight have ended (retries and re-asks stop on the event).
+
+        ``while_waiting`` runs in this thread once the requests are on their way: work for after the replies.
 
         Workers are daemon threads: on Ctrl-C or SIGTERM, replies already on their way get INTERRUPT_GRACE seconds
         to arrive and be cached, and then the process exits without waiting for the rest.
@@ -323,7 +348,8 @@ class Reviewer:
                 except BaseException as exc:  # raised in the caller's thread below
                     finished.put((job, None, exc))
 
-        workers = min(self.settings.concurrency, self.backend.concurrency, max(1, len(unique)))
+        # As many workers as the highest limit could use: each waits for a slot of its target's limit.
+        workers = min(self.limits.ceiling, max(1, len(unique)))
         threads = [threading.Thread(target=work, name=f"review-{n}", daemon=True) for n in range(workers)]
         results: dict[str, Review] = {}
         failure: BaseException | None = None
@@ -331,11 +357,16 @@ class Reviewer:
         try:
             for thread in threads:
                 thread.start()
-            while any(thread.is_alive() for thread in threads) or not finished.empty():
+            if while_waiting is not None:
+                while_waiting()
+            done = 0
+            # Every review in, the run is over: no wait for the workers to notice that the queue is empty.
+            while done < len(unique) and (any(thread.is_alive() for thread in threads) or not finished.empty()):
                 try:
                     job, review, exc = finished.get(timeout=0.1)
                 except queue.Empty:
                     continue
+                done += 1
                 if review is not None:
                     results[job.key] = review
                 elif failure is None or isinstance(failure, Stopped):
@@ -344,12 +375,14 @@ class Reviewer:
                 raise self._first_failure or failure or Stopped()
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM: send nothing more, keep what arrives in the grace period
             self.down.halt()
+            self.limits.wake()
             deadline = time.monotonic() + INTERRUPT_GRACE
             for thread in threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
             raise
         except BaseException:
             self.down.halt()
+            self.limits.wake()
             raise
         finally:
             self.progress.close()

@@ -11,22 +11,19 @@ Pinned sections keep their text on their own page: they neither lend nor receive
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
 from .merge import BASE, END, MIDDLE, START, as_edited
 from .project import Project
+from .provenance import DraftFile, read_draft
 from .review import describe_section, is_card
 
 
 def draft_lines(path: Path) -> list[str]:
     """The editor's draft as lines, whatever its line ends."""
-    try:
-        return path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                         hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
+    return read_draft(path).split("\n")
 
 
 def shown_quote(lines: list[str]) -> str:
@@ -48,6 +45,7 @@ class Shown:
     generated: str  # what the page showed as generated: the reply, or the approved text carried into it
     source: str = ""  # where the generated text was carried from, when it was
     pinned: bool = False
+    section: str = ""  # the section id
 
     @property
     def edited(self) -> bool:
@@ -73,38 +71,85 @@ class Dispute:
                 "Keep one and make the other pages say the same (or pin a page that must differ)")
 
 
-@dataclass
+def showings(draft: DraftFile, page: str) -> list[Shown]:
+    """Every quote section of one draft as it shows a review; none when the draft cannot be read or has no
+    sidecar (``stale`` and ``refresh`` report it; it lends nothing)."""
+    try:
+        lines, record = draft.lines, draft.record
+    except InputError:
+        return []
+    if record is None:
+        return []
+    base = record.page
+    edited = base if lines == base.lines else as_edited(base, lines)
+    found = []
+    for name, section in record.sections.items():
+        if is_card(name) or not section.key or section.missing or name not in base.spans:
+            continue
+        text = shown_quote(edited.section(name).split("\n")) if name in edited.spans else ""
+        found.append(Shown(page, section.key, text, shown_quote(base.section(name).split("\n")), section.approved_from,
+                           name in record.pinned, name))
+    return found
+
+
 class Library:
-    shown: dict[str, list[Shown]] = field(default_factory=dict)  # section id -> its showings across the drafts
+    """Which text each draft shows for each review. A draft that is still the page as generated approves
+    nothing, so it is read in full only when asked about (``on``, ``shown``): at 10,000 drafts, most are."""
+
+    def __init__(self) -> None:
+        self._pages: dict[str, tuple[DraftFile, list[Shown] | None]] = {}  # page -> the draft, its showings
+        self._edits: dict[tuple[str, str], list[Shown]] = {}  # (section, key) -> hand-edited showings
 
     @classmethod
-    def of(cls, project: Project) -> Library:
+    def of(cls, project: Project, drafts: list[Path] | None = None) -> Library:
+        """``drafts``: every draft under outputs/, when the caller has listed them already."""
         library = cls()
-        for path, record in project.recorded:
-            try:
-                lines = draft_lines(path)
-            except InputError:  # stale and refresh report it; it lends nothing
-                continue
-            base = record.page
-            edited = base if lines == base.lines else as_edited(base, lines)
+        for path in project.all_drafts() if drafts is None else drafts:
+            draft = project.draft_file(path)
             page = project.shown(path)
-            for name, section in record.sections.items():
-                if is_card(name) or not section.key or section.missing or name not in base.spans:
-                    continue
-                text = shown_quote(edited.section(name).split("\n")) if name in edited.spans else ""
-                library.shown.setdefault(name, []).append(Shown(
-                    page, section.key, text, shown_quote(base.section(name).split("\n")), section.approved_from,
-                    name in record.pinned))
+            try:
+                lazy = draft.digest["data"] is not None if draft.digest is not None else \
+                    draft.data is not None and draft.as_generated
+            except InputError:
+                lazy = False
+            found = None if lazy else showings(draft, page)
+            library._pages[page] = (draft, found)
+            for shown in found or []:
+                if shown.edited and shown.text and not shown.pinned:
+                    library._edits.setdefault((shown.section, shown.key), []).append(shown)
         return library
 
+    def _on_page(self, page: str) -> list[Shown]:
+        draft, found = self._pages[page]
+        if found is None:
+            found = showings(draft, page)
+            self._pages[page] = (draft, found)
+        return found
+
+    @property
+    def shown(self) -> dict[str, list[Shown]]:
+        """Section id -> its showings across the drafts, in the drafts' order."""
+        every: dict[str, list[Shown]] = {}
+        for page in self._pages:
+            for shown in self._on_page(page):
+                every.setdefault(shown.section, []).append(shown)
+        return every
+
     def on(self, name: str, page: str) -> Shown | None:
-        return next((s for s in self.shown.get(name, []) if s.page == page), None)
+        if page not in self._pages:
+            return None
+        return next((s for s in self._on_page(page) if s.section == name), None)
+
+    @property
+    def edited(self) -> bool:
+        """Whether any draft shows a review as an editor changed it (then there may be texts to carry)."""
+        return bool(self._edits)
 
     def approvals(self, name: str, key: str, skip: str = "") -> dict[str, list[str]]:
         """The texts editors wrote by hand for this review, with their pages (``skip`` aside)."""
         found: dict[str, list[str]] = {}
-        for shown in self.shown.get(name, []):
-            if shown.key == key and shown.edited and shown.text and not shown.pinned and shown.page != skip:
+        for shown in self._edits.get((name, key), []):
+            if shown.page != skip:
                 found.setdefault(shown.text, []).append(shown.page)
         return found
 

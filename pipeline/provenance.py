@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,6 +119,7 @@ class Inputs:
         self.personas = personas
         self._templates: dict[str, str] = {}
         self._data: dict[tuple[str, int], tuple[object, str]] = {}
+        self._shares: dict[str, str] = {}
 
     def template(self, name: str) -> str:
         if name not in self._templates:
@@ -140,8 +142,10 @@ class Inputs:
 
     def card(self, slug: str, sheet: FactSheet, community: str, votes: str) -> dict[str, str]:
         """``community``: the tool's vote share as shown; ``votes``: the votes file it came from."""
+        if community not in self._shares:
+            self._shares[community] = fingerprint(community)
         return {f"tools/{slug}.toml": self._of(sheet, CARD_FIELDS), "prompts/page.md.j2": self.template("page.md.j2"),
-                votes: fingerprint(community)}
+                votes: self._shares[community]}
 
     def frame(self, tools: dict[str, FactSheet]) -> dict[str, str]:
         inputs = {f"tools/{slug}.toml": self._of(sheet, ("name",)) for slug, sheet in tools.items()}
@@ -172,10 +176,18 @@ def changes(old: dict[str, str], new: dict[str, str], old_settings: dict[str, An
     return reasons
 
 
-def read_record(draft: Path) -> Record | None:
+def _read_text(path: Path) -> str:
+    """``path.read_text(encoding="utf-8")``, line ends made LF as it makes them, in a third of its time."""
+    with open(path, "rb") as handle:
+        text = handle.read().decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def read_sidecar(draft: Path) -> Any:
+    """The sidecar's JSON as parsed, unvalidated; None when there is none."""
     path = sidecar_path(draft)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(_read_text(path))
     except FileNotFoundError:
         return None
     except IsADirectoryError:
@@ -188,11 +200,134 @@ def read_record(draft: Path) -> Record | None:
     except RecursionError:
         raise InputError(path, None, "not valid JSON here: nested too deeply",
                          hint="The sidecar is written by the pipeline; restore it from git.") from None
+
+
+def validate_record(draft: Path, data: Any) -> Record | None:
+    if data is None:
+        return None
     try:
         return Record.model_validate(data)
     except ValidationError as exc:
-        raise InputError(path, *explain(exc), hint="The sidecar is written by the pipeline; restore it from git.") \
-            from None
+        raise InputError(sidecar_path(draft), *explain(exc),
+                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+
+
+def read_record(draft: Path) -> Record | None:
+    return validate_record(draft, read_sidecar(draft))
+
+
+def read_draft(path: Path) -> str:
+    """The editor's draft, with LF line ends whatever it was saved with."""
+    try:
+        return _read_text(path)
+    except UnicodeDecodeError as exc:
+        raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                         hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
+
+
+def short_hash(value: Any) -> str:
+    """A digest's stand-in for a value it compares (not a fingerprint: nothing records it but digests.py)."""
+    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        blob = "\n".join(f"{k}\0{v}" for k, v in sorted(value.items()))  # input fingerprints, as most are
+    else:
+        blob = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                                               default=str)
+    return hashlib.md5(blob.encode(), usedforsecurity=False).hexdigest()
+
+
+def keys_hash(keys: dict[str, str]) -> str:
+    return short_hash("\n".join(f"{name}={key}" for name, key in sorted(keys.items())))
+
+
+def _digest(data: Any) -> dict[str, Any] | None:
+    """What a sidecar says of its page's inputs, for a fresh-or-not answer, or None when the sidecar is not as the
+    pipeline writes it for an unpinned page with every quote present."""
+    try:
+        if data.get("format", 1) != 1 or data.get("pinned") or not set(data) <= Record.model_fields.keys():
+            return None
+        slug_a, slug_b = data["tools"]
+        if not (isinstance(slug_a, str) and isinstance(slug_b, str)) or slug_a == slug_b:
+            return None
+        sections: dict[str, Any] = data["sections"]
+        size, end = len(data["generated"]), 0
+        for start, stop in sorted(tuple(section["lines"]) for section in sections.values()):
+            if not (isinstance(start, int) and isinstance(stop, int) and end <= start < stop <= size):
+                return None
+            end = stop
+        keys, environments, cards = {}, {}, {}
+        for name, section in sections.items():
+            if name.startswith("card:"):
+                cards[name] = short_hash(section["inputs"])
+                continue
+            if section.get("missing") or not isinstance(section.get("key"), str):
+                return None
+            keys[name] = section["key"]
+            environments[name] = section.get("environment") or \
+                {"backend": section.get("settings", {}).get("backend", "local")}
+        shared: list[dict[str, Any]] = []
+        for environment in environments.values():
+            if environment not in shared:  # a handful at most: one per backend or server a draft was made with
+                shared.append(dict(environment))
+        return {"tools": [slug_a, slug_b], "names": ",".join(sorted(sections)), "keys": keys_hash(keys),
+                "environments": shared, "quotes": {name: shared.index(e) for name, e in environments.items()},
+                "cards": cards, "frame": short_hash(data["frame"])}
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
+# Lines that begin a conflict block for an editor to settle (merge.START, merge.LEGACY_NOTE).
+# Lines that begin a conflict block for an editor to settle (merge.START, merge.LEGACY_NOTE).
+CONFLICT_MARKS = ("<<<<<<< ", "<!-- verdicts refresh: conflict in ")
+
+
+class DraftFile:
+    """A draft and its sidecar, each read once per command however many checks look at them. The sidecar is
+    validated only when its record is asked for: a draft that is still the page as generated is checked against
+    the current inputs from the sidecar's data as it is (``stale``'s fast path)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.digest: dict[str, Any] | None = None  # what stale needs of the two files (digests.py), once known
+
+    @cached_property
+    def text(self) -> str:
+        return read_draft(self.path)
+
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
+
+    @cached_property
+    def data(self) -> Any:
+        return read_sidecar(self.path)
+
+    @cached_property
+    def record(self) -> Record | None:
+        return validate_record(self.path, self.data)
+
+    def digested(self) -> dict[str, Any]:
+        """What ``stale`` needs to tell that this draft is fresh, in a few hundred bytes (remembered by digests.py):
+        whether the draft is the page as generated, and when it is, what its sidecar says of the page's inputs.
+        ``data`` is None when only the full check can tell (an edited draft, a pin, a placeholder quote, a sidecar
+        that is not as the pipeline writes it: the full check says what is wrong with it)."""
+        if self.digest is None:
+            generated = self.as_generated
+            marked = any(self.text.startswith(mark) or f"\n{mark}" in self.text for mark in CONFLICT_MARKS)
+            self.digest = {"as_generated": generated, "conflicts": marked,
+                           "data": _digest(self.data) if generated and not marked else None}
+        return self.digest
+
+    @cached_property
+    def as_generated(self) -> bool:
+        """The draft on disk is the page as last generated (no hand edit), by its sidecar's own account."""
+        if self.digest is not None:
+            return bool(self.digest["as_generated"])
+        data = self.data
+        generated = data.get("generated") if isinstance(data, dict) else None
+        try:
+            return isinstance(generated, list) and "\n".join(generated) == self.text
+        except TypeError:  # a line that is not a string: the full check reports it
+            return False
 
 
 def write_record(draft: Path, record: Record) -> None:

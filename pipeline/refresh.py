@@ -90,7 +90,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     paths = drafts if drafts else project.all_drafts()
     statuses = check_all(project, paths)
     for status in statuses:  # the others are still refreshed: these are reported, and refresh exits 5
-        if status.record is None:
+        if status.record is None and status.stale:  # fresh drafts are not read in full (stale.Fresh)
             status.broken = ("no provenance record, so hand edits cannot be told from generated text; regenerate "
                              "it with `python -m pipeline draft A B --force` (keep a copy of your edits)")
         elif not writable(status.path):
@@ -111,7 +111,9 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     changes = [apply(project, status, new) for status in todo]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
-    unsettled = {s.path: found for s in statuses if (found := conflicts_in(draft_lines(s.path)))}
+    rewritten = {change.path for change in changes if change.written}  # the others were read in check_all
+    unsettled = {s.path: found for s in statuses
+                 if (found := conflicts_in(draft_lines(s.path)) if s.path in rewritten else s.conflicts)}
     disputes = list({(d.section, tuple(d.texts)): d for s in statuses for d in s.disputes}.values())
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
                          unsettled, missing, disputes, prices)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .costs import Forecast, Stats, Usage, money
+from .errors import plural
 from .review import describe_section
 from .settings import Settings
 
@@ -35,6 +36,19 @@ def run_report(stats: Stats, seconds: float, settings: Settings, prices: list[st
     if stats.cost is None:
         lines.append("  cost unknown: add the model's price to [tool.verdicts.prices] in pyproject.toml")
     lines += [f"  structured output from {server}: {dialect}" for server, dialect in sorted(stats.structured.items())]
+    return lines + concurrency_lines(stats)
+
+
+def concurrency_lines(stats: Stats) -> list[str]:
+    """Per target, the concurrency its replies allowed (limiter.py): where it started, the highest it reached, the
+    most requests in flight at once, and the 429 and 503 replies that held it back."""
+    if stats.limits is None or not stats.limits.by_key:
+        return []
+    lines = [f"  concurrency (peak {stats.limits.peak} in flight in all):"]
+    for key, f in stats.limits.figures().items():
+        held = f", {plural(f.overloads, 'overload')} (429/503), ended at {f.final}" if f.overloads else ""
+        lines.append(f"    {key}: started at {f.start}, reached {f.reached} of at most {f.ceiling}, "
+                     f"peak {f.peak} in flight{held}")
     return lines
 
 

@@ -7,7 +7,7 @@ run log, run the reviews, close the run log's entry with how it ended, close the
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TextIO
 
@@ -18,7 +18,6 @@ from .errors import GaveUpOnReply, ProviderNotServing
 from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
-from .report import forecast_lines
 from .review import Job, Review, parse_section
 from .router import Consulted, consult
 from .runlog import RunLog
@@ -75,8 +74,10 @@ class ReviewSession:
             self.stats.add(job.target, from_outputs=1)
         return reused
 
-    def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str) -> dict[str, Review]:
-        """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent."""
+    def run(self, jobs: list[Job], command: str, drafts: list[str], announce: str, what: str,
+            while_waiting: Callable[[], object] | None = None) -> dict[str, Review]:
+        """Every job's review, by section id. ``announce`` starts the line that says what is about to be sent;
+        ``while_waiting`` runs once requests are in flight (imports only the page needs, say)."""
         cache = ReviewCache(self.settings.cache_dir)
         try:
             reused = self.from_outputs(cache, jobs)
@@ -88,7 +89,9 @@ class ReviewSession:
             planned = self.forecast(cache, jobs_left)
             if self.consulted.refused and planned.requests:
                 raise ProviderNotServing("; ".join(self.consulted.refused) + "; nothing was sent")
-            if self.backend.name == "hf":
+            if self.backend.name == "hf":  # a forecast worth a line: the router's prices
+                from .report import forecast_lines
+
                 for line in forecast_lines(planned, self.settings, self.consulted.read_note):
                     print(line, file=self.log)
             check_budget(self.settings, planned)
@@ -98,7 +101,7 @@ class ReviewSession:
                                 self.retry_fallbacks, self.stats, self.use_cache)
             self.missing = reviewer.missing
             try:
-                reviews = reviewer.review_all(jobs_left, what)
+                reviews = reviewer.review_all(jobs_left, what, while_waiting)
                 reviews.update({job.section: reused[job.key] for job in jobs if job.key in reused})
             except BaseException as exc:
                 runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}",

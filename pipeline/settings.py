@@ -29,7 +29,8 @@ class Settings(BaseModel):
     bill_to: str = ""
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(700, ge=64, le=8192)
-    concurrency: int = Field(8, ge=1, le=64)
+    concurrency: int = Field(8, ge=1, le=64)  # requests in flight per target at first; 1: one at a time, always
+    max_concurrency: int = Field(64, ge=1, le=256)  # the most a target's learned limit may reach (limiter.py)
     timeout: float = Field(60.0, gt=0.0)
     transport_attempts: int = Field(5, ge=1, le=20)
     retry_after_cap: float = Field(30.0, ge=0.0)
@@ -131,7 +132,8 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any
 
 
 # Command-line options that override a setting (argparse destinations named like the fields).
-FLAGS = ("backend", "model", "provider", "concurrency", "timeout", "cache_dir", "max_cost")
+FLAGS = ("backend", "model", "provider", "concurrency", "max_concurrency", "timeout", "cache_dir",
+         "max_cost")
 
 
 def settings_for(root: Path, args: object) -> Settings:

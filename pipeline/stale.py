@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
-from .errors import OK, STALE, Outcome, plural
-from .library import Dispute, Library, draft_lines
+from .digests import Digests
+from .errors import OK, STALE, InputError, Outcome, plural
+from .library import Dispute, Library
 from .load import FactSheet
 from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
 from .project import Project
-from .provenance import Record, Section, changes, read_record, sidecar_path, votes_file
-from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
+from .provenance import DraftFile, Record, Section, changes, keys_hash, short_hash, sidecar_path, votes_file
+from .review import FRAME, Review, card_id, describe_section, is_card, parse_section, section_id
 from .settings import settings_for
 
 
@@ -31,7 +32,7 @@ class StaleSection:
 @dataclass
 class DraftStatus:
     path: Path
-    record: Record | None
+    record: Record | None  # None: no sidecar (then the draft is stale), or found fresh without reading it in full
     tools: dict[str, FactSheet] = field(default_factory=dict)
     stale: list[StaleSection] = field(default_factory=list)
     broken: str = ""  # why this draft cannot be checked or refreshed (a fact sheet it names is gone or invalid)
@@ -68,14 +69,14 @@ def shown_verdicts(record: Record, lines: list[str]) -> dict[str, str]:
 
 
 def check(project: Project, path: Path, library: Library | None = None) -> DraftStatus:
-    lines = draft_lines(path)
-    status = _check(project, path, lines, library or Library.of(project))
+    draft = project.draft_file(path)
+    lines = draft.lines
+    status = _check(project, path, lines, draft.record, library or Library.of(project))
     status.conflicts = conflicts_in(lines)
     return status
 
 
-def _check(project: Project, path: Path, lines: list[str], library: Library) -> DraftStatus:
-    record = read_record(path)
+def _check(project: Project, path: Path, lines: list[str], record: Record | None, library: Library) -> DraftStatus:
     if record is None:
         return DraftStatus(path, None, stale=[StaleSection(FRAME, [
             f"no provenance record ({sidecar_path(path).name}): drafted before provenance, or written by hand"])])
@@ -141,11 +142,98 @@ def _check(project: Project, path: Path, lines: list[str], library: Library) -> 
 
 
 def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
-    unique = list(dict.fromkeys(path.resolve() for path in paths))  # a draft named twice is checked once
+    """Every draft's status. A draft that is still the page as generated, from inputs that are all as they were
+    (its sidecar's fingerprints and cache keys against the current ones), is fresh without rendering its page
+    again: see ``Fresh``. The first such draft is checked in full all the same; should that find anything stale
+    (the page's layout changed with no input changing: the code that lays it out did), every draft is."""
     if not project.personas:  # a broken persona file is bad input even when there is no draft to check
         return []
-    library = Library.of(project)
-    return [check(project, path, library) for path in unique]
+    outputs = project.outputs
+    as_is = outputs.is_dir() and outputs.resolve() == outputs  # then a draft there needs no resolving, unless a link
+    unique = list(dict.fromkeys(path if as_is and path.parent == outputs and not path.is_symlink() else path.resolve()
+                                for path in paths))  # a draft named twice is checked once
+    digests = Digests(project.settings.cache_dir)
+    every = project.all_drafts()
+    digests.attach([project.draft_file(path) for path in dict.fromkeys([*every, *unique])])
+    library = Library.of(project, every)
+    fresh = Fresh(project, library)
+    statuses = []
+    for path in unique:
+        draft = project.draft_file(path)
+        quick = fresh.status(draft) if fresh.trusted is not False else None
+        if quick is not None and fresh.trusted:
+            statuses.append(quick)
+            continue
+        status = check(project, path, library)
+        if quick is not None:  # the first fresh draft: does the full check agree?
+            fresh.trusted = not (status.stale or status.conflicts or status.disputes or status.carried)
+        statuses.append(status)
+    digests.save()
+    return statuses
+
+
+class Fresh:
+    """Whether a draft is fresh, from its sidecar's data as it is, with no page rendered and no record validated:
+    the draft is the page as generated, nothing is pinned, every section is recorded, every quote's cache key is
+    the one the project would plan now, no editor approved another text of it, and the cards' and the frame's
+    input fingerprints are the current ones. Anything else, or anything unexpected in the sidecar, goes to the
+    full check (which reports a damaged sidecar as before)."""
+
+    def __init__(self, project: Project, library: Library) -> None:
+        self.project, self.library = project, library
+        self.trusted: bool | None = None  # None until the first fresh draft was checked in full too
+        self._planners: dict[tuple[tuple[str, Any], ...], Project] = {}
+        self._sheets: dict[str, bool] = {}
+        self._names = project.output_names  # a votes file that is not there needs no look
+
+    def _planner(self, environment: dict[str, Any]) -> Project:
+        memo = tuple(sorted(environment.items()))
+        if memo not in self._planners:
+            self._planners[memo] = self.project.as_recorded(environment)
+        return self._planners[memo]
+
+    def _exists(self, slug: str) -> bool:
+        if slug not in self._sheets:
+            self._sheets[slug] = isinstance(slug, str) and self.project.tool_path(slug).is_file()
+        return self._sheets[slug]
+
+    def status(self, draft: DraftFile) -> DraftStatus | None:
+        try:
+            digest = draft.digested()
+            if not digest["as_generated"] or digest["conflicts"] or digest["data"] is None:
+                return None  # an edited draft, or conflict blocks: the full check's to report
+            return self._status(draft, digest["data"])
+        except (InputError, KeyError, TypeError, ValueError, AttributeError):
+            return None  # the full check says what is wrong, as it always has
+
+    def _status(self, draft: DraftFile, data: dict[str, Any]) -> DraftStatus | None:
+        project = self.project
+        slug_a, slug_b = data["tools"]
+        if not (self._exists(slug_a) and self._exists(slug_b)):
+            return None
+        tools = {slug_a: project.tool(slug_a), slug_b: project.tool(slug_b)}
+        quotes = [(p.lens, slug) for p in project.personas for slug in tools]
+        if data["names"] != ",".join(sorted([card_id(slug_a), card_id(slug_b), *(section_id(*q) for q in quotes)])):
+            return None
+        environments = [self._planner(environment) for environment in data["environments"]]
+        chosen = data["quotes"]
+        keys = {}
+        for lens, slug in quotes:
+            name = section_id(lens, slug)
+            keys[name] = environments[chosen[name]].job(lens, slug).key
+        if self.library.edited and any(self.library.approved(name, key) is not None for name, key in keys.items()):
+            return None
+        if data["keys"] != keys_hash(keys):
+            return None
+        votes = votes_file(slug_a, slug_b)
+        community = project.community(slug_a, slug_b) if Path(votes).name in self._names else {}
+        for slug, sheet in tools.items():
+            if data["cards"][card_id(slug)] != short_hash(project.inputs.card(slug, sheet, community.get(slug, ""),
+                                                                              votes)):
+                return None
+        if data["frame"] != short_hash(project.inputs.frame(tools)):
+            return None
+        return DraftStatus(draft.path, None, tools)
 
 
 def command(root: Path, args: Namespace) -> Outcome:

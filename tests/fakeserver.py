@@ -181,6 +181,8 @@ def completion_body(model: str, content: str | None, finish_reason: str = "stop"
 
 
 class QuietServer(ThreadingHTTPServer):
+    request_queue_size = 256  # a client opening 64 connections at once is not refused by a short listen backlog
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that gave up (timeout, interrupt) closes its end: that is the test's point, not an error."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -210,6 +212,13 @@ class FakeChatServer:
         self.in_flight = 0
         self.replied: list[float] = []  # when each answer was sent (time.perf_counter), for the benchmark
         self.max_in_flight = 0
+        # A provider's concurrency limit: a request arriving while ``limit`` are being worked on is answered 429
+        # at once, with ``Retry-After: limit_retry_after``. None: no limit.
+        self.limit: int | None = None
+        self.limit_retry_after = "1"
+        self.working = 0  # requests being worked on (between arrival and their answer), 429s aside
+        self.max_working = 0
+        self.overloaded = 0  # requests answered 429 for the limit
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # ends trickles and slow replies when the server stops
@@ -291,6 +300,35 @@ class FakeChatServer:
                         fake.replied.append(time.perf_counter())
 
             def _answer(self, request: dict[str, Any]) -> None:
+                if fake.limit is not None:
+                    with fake._lock:
+                        over = fake.working >= fake.limit
+                        if over:
+                            fake.overloaded += 1
+                        else:
+                            fake.working += 1
+                            fake.max_working = max(fake.max_working, fake.working)
+                    if over:
+                        self._send(429, b'{"error": "too many requests in flight"}',
+                                   {"Retry-After": fake.limit_retry_after})
+                        return
+                    self.holding = True
+                    try:
+                        self._answer_within_limit(request)
+                    finally:
+                        self._let_go()
+                    return
+                self._answer_within_limit(request)
+
+            def _let_go(self) -> None:
+                """The request is done with, as the provider counts: before its answer is on the wire, so the
+                client's next request never finds it still counted."""
+                if getattr(self, "holding", False):
+                    self.holding = False
+                    with fake._lock:
+                        fake.working -= 1
+
+            def _answer_within_limit(self, request: dict[str, Any]) -> None:
                 status = fake.down.get(str(request.get("model")))
                 if status is not None:
                     time.sleep(fake.delay)
@@ -321,6 +359,7 @@ class FakeChatServer:
                     self._send(200, body, scripted.headers, drop=scripted.drop)
 
             def _send(self, status: int, body: bytes, headers: dict[str, str], drop: bool = False) -> None:
+                self._let_go()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))

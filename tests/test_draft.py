@@ -84,10 +84,16 @@ def test_all_reviews_are_in_flight_at_once(fake: FakeChatServer, draft) -> None:
     assert fake.max_in_flight == 8
 
 
-def test_concurrency_setting_bounds_requests_in_flight(fake: FakeChatServer, draft) -> None:
+def test_concurrency_ceiling_bounds_requests_in_flight(fake: FakeChatServer, draft) -> None:
     fake.delay = 0.1
-    assert draft("hf-inference-providers", "mistral-3-small", "--concurrency", "2").code == 0
+    assert draft("hf-inference-providers", "mistral-3-small", "--concurrency", "2", "--max-concurrency", "2").code == 0
     assert fake.max_in_flight == 2
+
+
+def test_concurrency_one_sends_one_request_at_a_time(fake: FakeChatServer, draft) -> None:
+    fake.delay = 0.05
+    assert draft("hf-inference-providers", "mistral-3-small", "--concurrency", "1").code == 0
+    assert fake.max_in_flight == 1, "1 means one at a time: it does not adapt"
 
 
 def test_transient_errors_and_bad_replies_are_survived(fake: FakeChatServer, draft, project: Path,

@@ -83,7 +83,7 @@ def test_interrupt_keeps_received_replies_and_the_rerun_asks_only_for_the_rest(s
                                                                              project: Path) -> None:
     fake.delay = 0.4
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    process = pipeline_process(project, env, "draft", A, B, "--concurrency", "2")
+    process = pipeline_process(project, env, "draft", A, B, "--concurrency", "2", "--max-concurrency", "2")
     deadline = time.monotonic() + 20
     while len(fake.history) < 5 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -1,0 +1,173 @@
+"""How many requests each target takes at once: learned from its replies, between the start and a ceiling.
+
+The scheme is TCP's congestion control (slow start, then AIMD), per target, because a provider tells us its limit
+the same way a network does: by refusing (429, 503) once we go past it, and by nothing at all while we stay under.
+
+- It starts at ``concurrency``. Each clean reply adds one request to the limit while no overload has been seen
+  (slow start: the limit doubles each round of replies, so 8 reaches 32 in two rounds, not in 24), and 1/limit
+  after one (additive increase: one more request per round of replies, probing slowly near a known limit).
+- A 429 or 503 halves it (multiplicative decrease), at most once per round: an overload counts only if its
+  request was sent after the last decrease, so a burst of 429s from one overload halves once, not down to 1.
+  The halved limit is also where slow start ends. It never halves below what this round proved: the most
+  requests in flight when one was sent, since the last decrease, that came back clean (a probe one past a limit
+  of 4 falls back to 4, not to 2); it always goes down by at least one, and what is proven starts again at 0.
+- Never above ``max_concurrency``, never below 1; growth only while requests are waiting for a slot, so a short
+  queue does not inflate a limit it never tested.
+
+AIMD is the scheme that converges to a fair share when several clients (our parallel CI jobs, other users of the
+provider) press on one limit, which faster schemes (multiplicative increase throughout) do not; slow start only
+makes the first climb fast. ``Retry-After`` is honoured by the retry itself (retry.py): the slot is freed while
+it waits. A ``concurrency`` of 1 means one request at a time, as configured: it does not adapt.
+
+A target is a server for an endpoint (its models share its capacity), and (model, provider) for Inference
+Providers, where each provider limits each model on its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .review import Target
+
+OVERLOAD_STATUSES = frozenset({429, 503})
+
+
+def limit_key(target: Target) -> str:
+    """The name a limit is kept and reported under."""
+    if target.backend == "endpoint":
+        return f"endpoint {target.server}"
+    return f"{target.backend} {target.label}" if target.backend != "local" else "local"
+
+
+@dataclass
+class LimitFigures:
+    """What a run learned about one target, for the run report."""
+
+    start: int
+    ceiling: int
+    reached: int = 0  # the highest limit the target was given
+    final: int = 0  # the limit at the end of the run
+    peak: int = 0  # the most requests in flight to it at once
+    overloads: int = 0  # 429 and 503 replies
+
+
+class AdaptiveLimit:
+    """One target's limit: ``slot()`` holds a request's place while it is on the wire."""
+
+    def __init__(self, start: int, ceiling: int, stop: threading.Event | None = None,
+                 run: Limits | None = None) -> None:
+        self.run = run
+        self.ceiling = max(1, ceiling)
+        self.fixed = start <= 1 or self.ceiling <= start
+        self.limit = float(min(max(1, start), self.ceiling))
+        self.threshold = float(self.ceiling)  # slow start until here, or until the first overload
+        self.figures = LimitFigures(int(self.limit), self.ceiling, int(self.limit), int(self.limit))
+        self.in_flight = 0
+        self.waiting = 0
+        self.round = 0  # bumped at each decrease: overloads of requests sent before it are the same overload
+        self.proven = 0  # the most requests in flight when one was sent that came back clean, in this round
+        self._stop = stop or threading.Event()
+        self._ready = threading.Condition()
+
+    def wake(self) -> None:
+        """Let every waiter look at the stop event again."""
+        with self._ready:
+            self._ready.notify_all()
+
+    def acquire(self) -> int:
+        """Wait for a slot; the round the request is sent in. Returns at once when the run is stopping: the
+        caller's own check of the stop event decides what to do then."""
+        return self._take()[0]
+
+    def _take(self) -> tuple[int, int]:
+        """A slot: the round, and how many requests are in flight with this one."""
+        with self._ready:
+            self.waiting += 1
+            try:
+                while self.in_flight >= int(self.limit) and not self._stop.is_set():
+                    self._ready.wait(0.5)
+            finally:
+                self.waiting -= 1
+            self.in_flight += 1
+            self.figures.peak = max(self.figures.peak, self.in_flight)
+            if self.run is not None:
+                self.run.moved(+1)
+            return self.round, self.in_flight
+
+    def release(self, sent_in: int, status: int | None, clean: bool, level: int = 0) -> None:
+        """The request's reply came (``clean``: a reply, whatever its content), or its failure (``status``).
+        ``level``: how many requests were in flight, this one included, when it was sent."""
+        if self.run is not None:
+            self.run.moved(-1)
+        with self._ready:
+            self.in_flight -= 1
+            if status in OVERLOAD_STATUSES:
+                self.figures.overloads += 1
+                if not self.fixed and sent_in == self.round:
+                    # Halve, but not below what this round proved the target takes, and always down by one.
+                    self.limit = max(1.0, min(self.limit - 1, max(self.limit / 2, float(self.proven))))
+                    self.threshold = self.limit
+                    self.round += 1
+                    self.proven = 0
+            elif clean and not self.fixed:
+                if sent_in == self.round:
+                    self.proven = max(self.proven, level)
+                if self.waiting > 0:
+                    step = 1.0 if self.limit < self.threshold else 1.0 / self.limit
+                    self.limit = min(float(self.ceiling), self.limit + step)
+            self.figures.reached = max(self.figures.reached, int(self.limit))
+            self.figures.final = int(self.limit)
+            self._ready.notify_all()
+
+    @contextmanager
+    def slot(self) -> Iterator[_Slot]:
+        handle = _Slot(*self._take())
+        try:
+            yield handle
+        finally:
+            self.release(handle.round, handle.status, handle.clean, handle.level)
+
+
+class _Slot:
+    def __init__(self, round_: int, level: int) -> None:
+        self.round = round_
+        self.level = level
+        self.status: int | None = None
+        self.clean = False
+
+
+class Limits:
+    """Every target's limit in one run, made on first use, shared by all the workers."""
+
+    def __init__(self, start: int, ceiling: int, stop: threading.Event | None = None) -> None:
+        self.start, self.ceiling = start, ceiling
+        self._stop = stop
+        self._lock = threading.Lock()
+        self.by_key: dict[str, AdaptiveLimit] = {}
+        self.in_flight = 0
+        self.peak = 0  # the most requests in flight at once, all targets together
+
+    def moved(self, change: int) -> None:
+        with self._lock:
+            self.in_flight += change
+            self.peak = max(self.peak, self.in_flight)
+
+    def of(self, target: Target) -> AdaptiveLimit:
+        key = limit_key(target)
+        with self._lock:
+            if key not in self.by_key:
+                self.by_key[key] = AdaptiveLimit(self.start, self.ceiling, self._stop, self)
+            return self.by_key[key]
+
+    def wake(self) -> None:
+        with self._lock:
+            limits = list(self.by_key.values())
+        for limit in limits:
+            limit.wake()
+
+    def figures(self) -> dict[str, LimitFigures]:
+        with self._lock:
+            return {key: limit.figures for key, limit in sorted(self.by_key.items())}
