@@ -28,7 +28,6 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal, get_args
 
-import httpx2
 from huggingface_hub.errors import HfHubHTTPError
 
 from .errors import clip
@@ -86,8 +85,10 @@ def detect(base_url: str, api_key: str, timeout: float = DETECT_TIMEOUT) -> tupl
     """
     url = base_url.rstrip("/") + "/models"
 
-    def ask() -> Any:
-        response = httpx2.get(url, headers={"authorization": f"Bearer {api_key}"}, timeout=timeout)
+    def ask() -> Any:  # on huggingface_hub's shared client, which the chat requests then reuse: one TLS setup, not two
+        from huggingface_hub.utils import get_session
+
+        response = get_session().get(url, headers={"authorization": f"Bearer {api_key}"}, timeout=timeout)
         return response.json().get("data") if response.status_code == 200 else None
 
     try:  # httpx's timeout bounds each read: a server that trickles its answer is cut off at the deadline
