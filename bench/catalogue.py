@@ -14,7 +14,6 @@ import argparse
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,21 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.generated import make_project  # noqa: E402
 from pipeline.cli import main as cli  # noqa: E402
 from tests.fakeserver import FakeChatServer  # noqa: E402
-
-
-def make_project(directory: Path, tools: int) -> list[str]:
-    for name in ("personas", "prompts", "pyproject.toml"):
-        source = ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, directory / name)
-    sample = (ROOT / "tools" / "mistral-3-small.toml").read_text(encoding="utf-8")
-    (directory / "tools").mkdir()
-    slugs = [f"tool-{n:04d}" for n in range(tools)]
-    for n, slug in enumerate(slugs):
-        text = sample.replace('name = "Mistral 3 Small (24B)"', f'name = "Bench Tool {n}"')
-        (directory / "tools" / f"{slug}.toml").write_text(text, encoding="utf-8")
-    return slugs
 
 
 def seed(project: Path, slugs: list[str], env: dict[str, str]) -> int:

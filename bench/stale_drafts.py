@@ -13,7 +13,6 @@ import argparse
 import itertools
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,21 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.generated import make_project  # noqa: E402
 from pipeline.cli import main as cli  # noqa: E402
 from tests.fakeserver import FakeChatServer  # noqa: E402
-
-
-def make_project(directory: Path, tools: int) -> list[str]:
-    for name in ("personas", "prompts", "pyproject.toml"):
-        source = ROOT / name
-        (shutil.copytree if source.is_dir() else shutil.copy)(source, directory / name)
-    sample = (ROOT / "tools" / "mistral-3-small.toml").read_text(encoding="utf-8")
-    (directory / "tools").mkdir()
-    slugs = [f"tool-{n:03d}" for n in range(tools)]
-    for n, slug in enumerate(slugs):
-        text = sample.replace('name = "Mistral 3 Small (24B)"', f'name = "Bench Tool {n}"')
-        (directory / "tools" / f"{slug}.toml").write_text(text, encoding="utf-8")
-    return slugs
 
 
 def timed_stale(project: Path, env: dict[str, str]) -> tuple[float, int, str]:
@@ -73,7 +60,7 @@ def write_drafts(project: Path, pairs: list[tuple[str, str]]) -> None:
 
 def seed(project: Path, drafts: int, env: dict[str, str]) -> tuple[list[str], int]:
     tools = math.ceil((1 + math.sqrt(1 + 8 * drafts)) / 2)  # the fewest tools with enough pairs
-    slugs = make_project(project, tools)
+    slugs = make_project(project, tools, width=3)
     os.environ.update(env)
     firsts = list(zip(slugs[::2], slugs[1::2], strict=False)) + ([(slugs[-1], slugs[0])] if tools % 2 else [])
     with open(os.devnull, "w") as quiet:
