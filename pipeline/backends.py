@@ -42,6 +42,10 @@ class ChatBackend:
         self.url = base_url if name == "endpoint" else "" if self.server == HF_ROUTER else f"{self.server}/v1"
         # The router's catalogue, once the session has read it: which providers take a response_format.
         self.catalogue: Catalogue | None = None
+        # Endpoints: the reply schema goes in the dialect the server understands (pipeline/dialects.py), set or
+        # detected on the first request.
+        self._structured_lock = threading.Lock()
+        self._structured: StructuredOutput | None = None
         # One client serves every lens: model and provider travel with each request, not with the client.
         if name == "endpoint":
             self._client = InferenceClient(base_url=base_url, api_key=api_key or NO_KEY, timeout=self.timeout)
@@ -74,23 +78,14 @@ class ChatBackend:
         dialect: Dialect = "json_schema" if self.structured_for(target) else "none"
         # The default router goes through huggingface_hub's own conversational auto-router, which sends OpenAI's
         # shape as written; a router behind a proxy is a base URL, where _chat keeps the shape from being rewritten.
-        call = partial(self._chat, target, messages, dialect, self.routed_model(target))
         try:
-            output = within_deadline(call, self.timeout, self.server)
-        except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
-            raise RequestDeadline(self.server, self.timeout) from None
-        except json.JSONDecodeError as exc:
-            raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
+            output = self._deadline(partial(self._chat, target, messages, dialect, self.routed_model(target)))
         except HfHubHTTPError as exc:  # the router's own errors, in its words: credit, a model no one serves
             said: VerdictsError | None = router_error(exc, target) if self.name == "hf" else None
             if said is not None:
                 raise said from None
             raise
         return read_completion(output)
-
-    # Endpoints: the reply schema goes in the dialect the server understands (pipeline/dialects.py).
-    _structured_lock = threading.Lock()
-    _structured: StructuredOutput | None = None
 
     @property
     def structured_output(self) -> StructuredOutput:
