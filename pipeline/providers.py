@@ -12,8 +12,8 @@ from typing import Any
 from .errors import NoCatalogue, Outcome
 from .project import Project, targets_for
 from .report import _table
-from .router import POLICIES, Catalogue, RouterProvider, catalogue, router_url
-from .settings import Settings, settings_for
+from .router import Catalogue, RouterProvider, catalogue, router_url
+from .settings import POLICIES, Settings, settings_for
 
 # What each policy is taken to pick, said under the table and in the README.
 POLICY_NOTES = {

@@ -24,7 +24,7 @@ from tenacity.stop import stop_base
 
 from .errors import CreditsExhausted, TransportError, VerdictsError, clip, plural
 from .review import Target
-from .settings import Settings, public_url
+from .settings import POLICIES, Settings, public_url
 
 T = TypeVar("T")
 RETRIED_STATUSES = frozenset({408, 425, 429})
@@ -304,14 +304,13 @@ def router_error(exc: HfHubHTTPError, target: Target) -> VerdictsError | None:
         return None
     said = " ".join(server_said(exc).split())
     provider = target.provider or "auto"
-    via = f"{target.model} via {provider}" if provider not in ("auto", "fastest", "cheapest") else \
-        f"{target.model} ({provider})"
+    via = f"{target.model} via {provider}" if provider not in POLICIES else f"{target.model} ({provider})"
     if status == 402 or (status in (400, 403, 429) and OUT_OF_CREDIT.search(said)):
         return CreditsExhausted(f"out of Inference Providers credit for {via} (HTTP {status}): top up at {BILLING} "
                                 "or set bill_to (VERDICTS_BILL_TO) to an organisation with credit, then run again "
                                 "(replies already received are cached)", hint="")
     if status in (400, 404, 422) and NOT_SERVED.search(said):
-        if provider in ("auto", "fastest", "cheapest"):
+        if provider in POLICIES:
             return TransportError(f"no Inference Provider serves {target.model} (HTTP {status}: {clip(said, 200)}): "
                                   "change the model (model in the settings or the persona file); `python -m "
                                   "pipeline providers` shows who serves the configured ones", status, 1, hint="")

@@ -25,13 +25,12 @@ from .costs import Price
 from .errors import clip
 from .retry import within_deadline
 from .review import Target
-from .settings import Settings, public_url
+from .settings import POLICIES, Settings, public_url
 from .write import write_atomic
 
 CACHE_FILE = "router-models.json"
 MAX_AGE = timedelta(hours=24)  # read the router at most once a day
 FETCH_TIMEOUT = 10.0  # seconds: the catalogue is a convenience, a draft never waits long for it
-POLICIES = ("auto", "fastest", "cheapest")
 
 
 # The shape documented at https://huggingface.co/docs/inference-providers/hub-api#list-openai-compatible-models
@@ -159,15 +158,18 @@ class Catalogue:
         price = chosen.price if chosen is not None else None
         return (price, chosen.provider) if price is not None and chosen is not None else None
 
+    def unlisted(self, model: str, provider: str) -> bool:
+        """A pinned provider the router lists ``model`` without (a policy, or a model it does not list, is not)."""
+        return provider not in ("", *POLICIES) and model in self.models and self.entry(model, provider) is None
+
     def down(self, model: str, provider: str) -> str | None:
         """Why a pinned provider should not be tried, per the router: not listed, or listed with a status other
         than live. None when it is live, or for a policy (the router chooses among live providers)."""
-        if provider in ("", *POLICIES) or model not in self.models:
-            return None
-        entry = self.entry(model, provider)
-        if entry is None:
+        if self.unlisted(model, provider):
             return f"the router does not list {provider} for {model}"
-        return None if entry.live else f"the router lists {provider} as {entry.status or 'not live'} for {model}"
+        entry = self.entry(model, provider) if provider not in ("", *POLICIES) else None
+        return None if entry is None or entry.live else \
+            f"the router lists {provider} as {entry.status or 'not live'} for {model}"
 
     def serving(self, model: str) -> list[str]:
         return [p.provider for p in self.models.get(model) or [] if p.live]
@@ -305,8 +307,8 @@ def consult(settings: Settings, backend: str, jobs: list[Any], env: Mapping[str,
             if priced is None:
                 why = "" if backend != "hf" else " (the router's list could not be read)" if found is None else \
                     f" (the router does not list {target.model})" if found.providers(target.model) is None else \
-                    f" (the router does not list {target.provider} for it)" if target.provider not in \
-                    ("", *POLICIES) and found.entry(target.model, target.provider) is None else \
+                    f" (the router does not list {target.provider} for it)" \
+                    if found.unlisted(target.model, target.provider) else \
                     " (the router gives no price for it)"
                 result.prices.setdefault(target.label, f"unknown{why}")
                 continue
@@ -332,7 +334,7 @@ def consult(settings: Settings, backend: str, jobs: list[Any], env: Mapping[str,
             result.warnings.append(f"{persona.lens} lens: the router does not list {target.model} (read "
                                    f"{found.read}); if no provider serves it, change the model in "
                                    f"{_where(persona, 'model')}")
-        elif target.provider not in ("", *POLICIES) and found.entry(target.model, target.provider) is None:
+        elif found.unlisted(target.model, target.provider):
             result.refused.append(f"{persona.lens} lens: provider {target.provider} does not serve {target.model} "
                                   f"per the router (read {found.read}); the providers that do: "
                                   f"{', '.join(serving) or 'none live'}; set one in {_where(persona, 'provider')}, "

@@ -19,6 +19,8 @@ BackendName = Literal["endpoint", "hf", "local"]
 StructuredDialect = Literal["auto", "json_schema", "json_object_schema", "tgi", "none"]
 # Where Inference Providers are reached; a review sent there records this address.
 HF_ROUTER = "https://router.huggingface.co"
+# Routing policies a provider setting may name instead of a provider: the router picks among its live providers.
+POLICIES = ("auto", "fastest", "cheapest")
 
 
 class Settings(BaseModel):
