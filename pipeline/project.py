@@ -56,6 +56,17 @@ def shown(path: Path, root: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else str(path.relative_to(root)) if path == root else text
 
 
+def _memo(environment: dict[str, Any]) -> object:
+    """What tells one recorded environment from another, cheaply (stale asks once per draft): its items with their
+    types (1 and 1.0 may plan differently); JSON for one whose values cannot be hashed."""
+    try:
+        memo = tuple(sorted((name, type(value), value) for name, value in environment.items()))
+        hash(memo)
+        return memo
+    except TypeError:
+        return json.dumps(environment, sort_keys=True, default=str)
+
+
 class Project:
     """The project's layout and current inputs, each loaded once however many drafts are planned or checked.
 
@@ -74,7 +85,7 @@ class Project:
         self.options = options or {}  # command-line choices that override a recorded environment
         self._tools: dict[str, FactSheet] = {}
         self._jobs: dict[str, Job] = {}
-        self._variants: dict[str, Project] = {}
+        self._variants: dict[object, Project] = {}
         self._drafts: dict[Path, DraftFile] = {}
 
     def as_recorded(self, environment: dict[str, Any]) -> Project:
@@ -84,7 +95,7 @@ class Project:
         The variant shares the loaded fact sheets, personas and fingerprints; it has its own jobs.
         """
         environment = {**environment, **self.options}
-        memo = json.dumps(environment, sort_keys=True, default=str)
+        memo = _memo(environment)
         if memo not in self._variants:
             self.inputs  # noqa: B018 (loaded once here, so every variant shares the personas and fingerprints)
             variant = copy.copy(self)

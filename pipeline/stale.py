@@ -182,15 +182,8 @@ class Fresh:
     def __init__(self, project: Project, library: Library) -> None:
         self.project, self.library = project, library
         self.trusted: bool | None = None  # None until the first fresh draft was checked in full too
-        self._planners: dict[tuple[tuple[str, Any], ...], Project] = {}
         self._sheets: dict[str, bool] = {}
         self._names = project.output_names  # a votes file that is not there needs no look
-
-    def _planner(self, environment: dict[str, Any]) -> Project:
-        memo = tuple(sorted(environment.items()))
-        if memo not in self._planners:
-            self._planners[memo] = self.project.as_recorded(environment)
-        return self._planners[memo]
 
     def _exists(self, slug: str) -> bool:
         if slug not in self._sheets:
@@ -215,7 +208,7 @@ class Fresh:
         quotes = [(p.lens, slug) for p in project.personas for slug in tools]
         if data["names"] != ",".join(sorted([card_id(slug_a), card_id(slug_b), *(section_id(*q) for q in quotes)])):
             return None
-        environments = [self._planner(environment) for environment in data["environments"]]
+        environments = [project.as_recorded(environment) for environment in data["environments"]]
         chosen = data["quotes"]
         keys = {}
         for lens, slug in quotes:
