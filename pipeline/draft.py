@@ -56,9 +56,8 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     name = f"{slug_a}-vs-{slug_b}"
     reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
                           f"{slug_a} vs {slug_b}", while_waiting=_for_the_page)
-    from .library import draft_lines
+    from .library import approved_texts, draft_lines
     from .merge import as_edited
-    from .quotes import approved_texts
 
     # An editor's version of a review in another draft is the approved text: this page carries it too.
     approved, disputed = approved_texts(project, {job.section: job.key for job in jobs}, path)
@@ -86,7 +85,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
 
 def _for_the_page() -> None:
     """Import what only the page and the report need, while the requests are in flight: not before the first."""
-    from . import library, merge, quotes, report  # noqa: F401
+    from . import library, merge, report  # noqa: F401
 
 
 def command(root: Path, args: Namespace) -> Outcome:

@@ -160,3 +160,17 @@ class Library:
         if len(texts) > 1:
             return Dispute(name, texts)
         return next(((text, pages[0]) for text, pages in texts.items()), None)
+
+
+def approved_texts(project: Project, keys: dict[str, str], skip: Path) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """For the sections in ``keys`` (section id -> the review's current cache key), the text an editor approved
+    in another draft for the same review: (text, page) by section. Two different approved texts for one review
+    are not chosen between: they come back as problems, for an editor."""
+    library, chosen, problems = Library.of(project), {}, []
+    for name, key in keys.items():
+        approved = library.approved(name, key, skip=project.shown(skip))
+        if isinstance(approved, Dispute):
+            problems.append(f"{approved}; this page shows the model's reply until then")
+        elif approved:
+            chosen[name] = approved
+    return chosen, problems

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import InputError, Outcome
-from .library import Dispute, Library, Shown
+from .library import Library, Shown
 from .project import Project
 from .review import parse_section
 from .settings import settings_for
@@ -65,16 +65,3 @@ def command(root: Path, args: Namespace) -> Outcome:
                          + ("..." if len(shown.text) > 100 else ""))
     return Outcome(lines or ["No quotes: no draft under outputs/ carries one."])
 
-
-def approved_texts(project: Project, keys: dict[str, str], skip: Path) -> tuple[dict[str, tuple[str, str]], list[str]]:
-    """For the sections in ``keys`` (section id -> the review's current cache key), the text an editor approved
-    in another draft for the same review: (text, page) by section. Two different approved texts for one review
-    are not chosen between: they come back as problems, for an editor."""
-    library, chosen, problems = Library.of(project), {}, []
-    for name, key in keys.items():
-        approved = library.approved(name, key, skip=project.shown(skip))
-        if isinstance(approved, Dispute):
-            problems.append(f"{approved}; this page shows the model's reply until then")
-        elif approved:
-            chosen[name] = approved
-    return chosen, problems
