@@ -128,13 +128,12 @@ class StructuredOutput:
                     self._dialect, self._why = self._detector()
             return self._dialect
 
-    def refused(self, dialect: Dialect, status: int | None) -> Dialect:
+    def refused(self, dialect: Dialect, status: int | None) -> None:
         """``dialect`` was refused: the next one in ORDER from now on (unless another request lowered it already)."""
         with self._lock:
             if self._dialect == dialect and dialect != "none":
                 self._refused.append(f"{dialect} refused (HTTP {status})")
                 self._dialect = ORDER[ORDER.index(dialect) + 1]
-            return self._dialect or "none"
 
     def describe(self) -> str:
         """``json_object_schema (detected: llama-cpp-python)``; with the refusals that led there, if any."""

@@ -39,7 +39,6 @@ class Digests:
         self.path = cache_dir / NAME
         self._known: dict[str, Any] = {}
         self._drafts: list[tuple[DraftFile, list[list[int] | None]]] = []
-        self._changed = False
         self._now = time.time_ns()
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
@@ -62,18 +61,18 @@ class Digests:
     def save(self) -> None:
         """Remember the digests worked out in this run (best effort: a cache directory we cannot write is no
         error)."""
-        drafts = dict(self._known)
+        drafts, changed = dict(self._known), False
         for draft, stamps in self._drafts:
             digest, name = draft.digest, str(draft.path)
             settled = all(s is not None and max(s[2], s[3]) < self._now - SETTLED for s in stamps)
             entry = {"stamps": stamps, "digest": digest} if digest is not None and settled else None
             if drafts.get(name) != entry:
-                self._changed = True
+                changed = True
                 if entry is None:
                     drafts.pop(name, None)
                 else:
                     drafts[name] = entry
-        if self._changed:
+        if changed:
             with contextlib.suppress(OSError):
                 write_atomic(self.path, json.dumps({"version": VERSION, "drafts": drafts}, ensure_ascii=False,
                                                    separators=(",", ":")))

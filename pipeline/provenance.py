@@ -275,8 +275,9 @@ def _digest(data: Any) -> dict[str, Any] | None:
         return None
 
 
-# Lines that begin a conflict block for an editor to settle (merge.START, merge.LEGACY_NOTE).
-# Lines that begin a conflict block for an editor to settle (merge.START, merge.LEGACY_NOTE).
+# Lines that begin a conflict block for an editor to settle: merge.START and merge.LEGACY_NOTE, written out here
+# because importing merge (and merge3) would put it on every command's start-up (tests/test_stale_scale.py checks
+# the two agree, tests/test_startup.py that merge is not imported before the first request).
 CONFLICT_MARKS = ("<<<<<<< ", "<!-- verdicts refresh: conflict in ")
 
 
