@@ -27,15 +27,20 @@ def nothing_written(project: Path, fake: FakeChatServer) -> None:
     assert not list((project / "outputs").glob("*")) if (project / "outputs").exists() else True
 
 
+def refused(run, project: Path, fake: FakeChatServer, *words: str) -> None:
+    """Bad input: exit 2, one error that says each of ``words``, no request, nothing written."""
+    assert run.code == 2, run.err
+    error = one_error(run.err)
+    assert all(word in error for word in words), error
+    nothing_written(project, fake)
+
+
 def test_deeply_nested_toml_in_a_fact_sheet(fake: FakeChatServer, draft, project: Path) -> None:
     sheet = project / "tools" / f"{B}.toml"
     sheet.write_text(sheet.read_text(encoding="utf-8") + "deep = " + "[" * 50_000 + "]" * 50_000 + "\n",
                      encoding="utf-8")
     run = draft(A, B)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert str(sheet) in error and "nested too deeply" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, str(sheet), "nested too deeply")
 
 
 def test_deeply_nested_toml_in_a_persona(fake: FakeChatServer, draft, project: Path) -> None:
@@ -43,10 +48,7 @@ def test_deeply_nested_toml_in_a_persona(fake: FakeChatServer, draft, project: P
     persona.write_text(persona.read_text(encoding="utf-8") + "deep = " + "{ a = " * 20_000 + "1" + " }" * 20_000
                        + "\n", encoding="utf-8")
     run = draft(A, B)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert str(persona) in error and "nested too deeply" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, str(persona), "nested too deeply")
 
 
 def test_a_run_log_line_cut_inside_a_utf8_character_is_skipped(fake: FakeChatServer, cli, project: Path,
@@ -69,27 +71,18 @@ def test_a_long_but_valid_pair_of_slugs_is_refused_before_any_request(fake: Fake
         (project / "tools" / f"{slug}.toml").write_text((project / "tools" / f"{B}.toml").read_text(encoding="utf-8"),
                                                         encoding="utf-8")
     run = draft(long_a, long_b)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert "too long" in error and "TOOL_A" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, "too long", "TOOL_A")
 
 
 def test_a_slug_too_long_for_a_file_name_is_bad_input(fake: FakeChatServer, draft, project: Path) -> None:
     run = draft(A, "x" * 300)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert "TOOL_B" in error and "too long" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, "TOOL_B", "too long")
 
 
 def test_a_persona_file_that_is_a_directory(fake: FakeChatServer, draft, project: Path) -> None:
     (project / "personas" / "ghost.toml").mkdir()
     run = draft(A, B)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert str(project / "personas" / "ghost.toml") in error and "directory" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, str(project / "personas" / "ghost.toml"), "directory")
 
 
 def test_a_sidecar_that_is_a_directory(fake: FakeChatServer, cli, project: Path, tmp_path: Path) -> None:
@@ -108,10 +101,7 @@ def test_a_fact_sheet_that_is_a_symlink_to_dev_zero(fake: FakeChatServer, draft,
     sheet.unlink()
     sheet.symlink_to("/dev/zero")
     run = draft(A, B)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert str(sheet) in error and "not a regular file" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, str(sheet), "not a regular file")
 
 
 def test_a_persona_that_is_a_named_pipe_is_refused_without_waiting(fake: FakeChatServer, draft,
@@ -119,20 +109,14 @@ def test_a_persona_that_is_a_named_pipe_is_refused_without_waiting(fake: FakeCha
     pipe = project / "personas" / "pipe.toml"
     os.mkfifo(pipe)  # opening it to read would wait for a writer forever
     run = draft(A, B)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert str(pipe) in error and "not a regular file" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, str(pipe), "not a regular file")
 
 
 def test_a_fact_sheet_over_the_size_cap(fake: FakeChatServer, draft, project: Path) -> None:
     sheet = project / "tools" / f"{B}.toml"
     sheet.write_text(sheet.read_text(encoding="utf-8") + "# " + "x" * 1_100_000 + "\n", encoding="utf-8")
     run = draft(A, B)
-    assert run.code == 2, run.err
-    error = one_error(run.err)
-    assert str(sheet) in error and "larger than 1 MB" in error
-    nothing_written(project, fake)
+    refused(run, project, fake, str(sheet), "larger than 1 MB")
 
 
 def test_a_fact_sheet_with_a_utf8_bom_is_accepted(fake: FakeChatServer, draft, project: Path) -> None:
