@@ -335,6 +335,7 @@ class Reviewer:
         todo: queue.SimpleQueue[Job] = queue.SimpleQueue()
         for job in unique.values():
             todo.put(job)
+            self.limits.queue(job.target, +1)
         finished: queue.SimpleQueue[tuple[Job, Review | None, BaseException | None]] = queue.SimpleQueue()
 
         def work() -> None:
@@ -343,6 +344,7 @@ class Reviewer:
                     job = todo.get_nowait()
                 except queue.Empty:
                     return
+                self.limits.queue(job.target, -1)
                 try:
                     finished.put((job, self.review(job), None))
                 except BaseException as exc:  # raised in the caller's thread below

@@ -11,8 +11,14 @@ the same way a network does: by refusing (429, 503) once we go past it, and by n
   The halved limit is also where slow start ends. It never halves below what this round proved: the most
   requests in flight when one was sent, since the last decrease, that came back clean (a probe one past a limit
   of 4 falls back to 4, not to 2); it always goes down by at least one, and what is proven starts again at 0.
+  A 429 comes back at once while the requests sent alongside it take a whole reply to prove themselves, so
+  those that come back clean after the decrease raise the limit again to as many as were in flight with them,
+  up to one below the refused request's level: a probe one past a limit of 32 ends at 32, not at 17.
 - Never above ``max_concurrency``, never below 1; growth only while requests are waiting for a slot, so a short
-  queue does not inflate a limit it never tested.
+  queue does not inflate a limit it never tested. Once an overload has been seen, the additive probe is made only
+  while a whole round of requests for the target is still to be sent: a refused probe waits out ``Retry-After``,
+  and near the end of a run, when everything left fits in the rounds the limit already allows, it could only
+  make the run later.
 
 AIMD is the scheme that converges to a fair share when several clients (our parallel CI jobs, other users of the
 provider) press on one limit, which faster schemes (multiplicative increase throughout) do not; slow start only
@@ -67,8 +73,10 @@ class AdaptiveLimit:
         self.figures = LimitFigures(int(self.limit), self.ceiling, int(self.limit), int(self.limit))
         self.in_flight = 0
         self.waiting = 0
+        self.queued = 0  # requests for this target that no worker has taken up yet
         self.round = 0  # bumped at each decrease: overloads of requests sent before it are the same overload
         self.proven = 0  # the most requests in flight when one was sent that came back clean, in this round
+        self.refused_at = 0  # the level of the request whose refusal made the last decrease
         self._stop = stop or threading.Event()
         self._ready = threading.Condition()
 
@@ -112,10 +120,15 @@ class AdaptiveLimit:
                     self.threshold = self.limit
                     self.round += 1
                     self.proven = 0
+                    self.refused_at = level
             elif clean and not self.fixed:
                 if sent_in == self.round:
                     self.proven = max(self.proven, level)
-                if self.waiting > 0:
+                elif sent_in == self.round - 1 and self.limit < level < self.refused_at:
+                    # Sent before the decrease, alongside the refused one, and served: the provider took this many
+                    # at once, so the cut went too deep (replies arrive a round after a quick 429). Back up to it.
+                    self.limit = self.threshold = float(level)
+                if self.waiting > 0 and (self.limit < self.threshold or self.waiting + self.queued >= self.limit):
                     step = 1.0 if self.limit < self.threshold else 1.0 / self.limit
                     self.limit = min(float(self.ceiling), self.limit + step)
             self.figures.reached = max(self.figures.reached, int(self.limit))
@@ -161,6 +174,12 @@ class Limits:
             if key not in self.by_key:
                 self.by_key[key] = AdaptiveLimit(self.start, self.ceiling, self._stop, self)
             return self.by_key[key]
+
+    def queue(self, target: Target, change: int) -> None:
+        """``change`` more (or fewer) requests for ``target`` wait for a worker to take them up."""
+        limit = self.of(target)
+        with limit._ready:
+            limit.queued += change
 
     def wake(self) -> None:
         with self._lock:

@@ -258,6 +258,9 @@ class FakeChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: without TCP_NODELAY, Nagle's algorithm holds the body until
+            # the client's delayed ACK (about 40 ms) on a kept-alive connection, as no real server does.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: object) -> None:
                 pass

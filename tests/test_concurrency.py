@@ -104,3 +104,42 @@ def test_a_limit_proven_this_round_is_kept_when_a_probe_past_it_is_refused() -> 
     assert limit.limit == 4, "back to what was proven, not down to 2.5"
     limit.release(limit.acquire(), 429, clean=False)  # refused again, with nothing proven since: halved
     assert limit.limit == 2
+
+
+def test_a_cut_made_by_a_quick_429_comes_back_to_what_was_in_flight_beside_it() -> None:
+    """A 429 comes back at once; the 32 requests sent beside it come back clean a reply later, and show that the
+    provider took 32: the limit returns to 32 (one below the refused request), not to half of 33."""
+    limit = AdaptiveLimit(32, 64)
+    beside = [limit._take() for _ in range(32)]
+    limit.limit = 33.0  # grown by one to probe
+    sent_in, level = limit._take()
+    limit.release(sent_in, 429, clean=False, level=level)
+    assert limit.limit == 16.5
+    for sent_in, level in beside:
+        limit.release(sent_in, None, clean=True, level=level)
+    assert limit.limit == 32
+
+
+def test_past_a_known_limit_the_probe_waits_for_a_round_of_work_to_gain() -> None:
+    """After an overload, one more request per round is tried only while a whole round is still to be sent: near
+    the end of a run a refused probe would only add its Retry-After to the run."""
+    stop = threading.Event()
+    limit = AdaptiveLimit(4, 64, stop)
+    limit.threshold = 4.0  # an overload was seen at 5
+    slots = [limit._take() for _ in range(4)]
+    waiters = [threading.Thread(target=limit.acquire, daemon=True) for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    try:
+        while limit.waiting < 2:
+            stop.wait(0.01)
+        (sent_in, level), rest = slots[0], slots[1:]
+        limit.release(sent_in, None, clean=True, level=level)  # 2 waiting, nothing queued: it fits in a round
+        assert limit.limit == 4
+        limit.queued = 10  # a whole round and more still to come
+        sent_in, level = rest[0]
+        limit.release(sent_in, None, clean=True, level=level)
+        assert limit.limit == 4.25
+    finally:
+        stop.set()
+        limit.wake()
