@@ -67,6 +67,18 @@ def prompts(project: Path, path: Path) -> str:
     return jobs[0].target.model
 
 
+def bytecode() -> str:
+    """Whether our modules start from bytecode or are compiled from source at every run (PYTHONDONTWRITEBYTECODE
+    with no ``make install``): about 40 ms of a cold draft."""
+    import importlib.util
+
+    sources = sorted((ROOT / "pipeline").glob("*.py"))
+    stale = [path for path in sources if not Path(importlib.util.cache_from_source(str(path))).exists()
+             or Path(importlib.util.cache_from_source(str(path))).stat().st_mtime < path.stat().st_mtime]
+    return "pipeline byte-compiled" if not stale else f"{len(stale)} of {len(sources)} pipeline modules not " \
+        "byte-compiled (compiled from source at each run: `make install` compiles them)"
+
+
 def timed(command: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, capture_output=True, cwd=ROOT)
@@ -87,7 +99,8 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICTS_") and k != "HF_TOKEN"}
         env.update(HF_HUB_DISABLE_TELEMETRY="1", VERDICTS_BASE_URL=server.base_url)
         ratios = []
-        print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; latency {args.latency:g} s a reply")
+        print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; latency {args.latency:g} s a reply; "
+              f"{bytecode()}")
         print("pair  draft (cold)  bare asyncio  ratio")
         for n in range(args.pairs):
             cache = base / f"cache-{n}"

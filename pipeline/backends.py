@@ -15,6 +15,7 @@ from typing import Any
 
 from huggingface_hub import ChatCompletionInputMessage, ChatCompletionOutput, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from huggingface_hub.utils import get_session
 
 from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
 from .errors import InputError, VerdictsError
@@ -55,6 +56,9 @@ class ChatBackend:
         else:  # a router behind a proxy (VERDICTS_ROUTER_URL): the token goes to that address and nowhere else
             self._client = InferenceClient(base_url=self.url, api_key=api_key, timeout=self.timeout,
                                            bill_to=settings.bill_to or None)
+        # The client's HTTP session is built on the first request, and most of that is loading the TLS certificates
+        # (about 25 ms, outside the GIL): built now, in the background, it is ready by the time the prompts are.
+        threading.Thread(target=get_session, name="http-session", daemon=True).start()
 
     def describe(self) -> str:
         if self.name == "endpoint":

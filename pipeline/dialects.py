@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.utils import get_session
 
 from .errors import clip
 from .retry import server_said, status_of, within_deadline
@@ -86,8 +87,6 @@ def detect(base_url: str, api_key: str, timeout: float = DETECT_TIMEOUT) -> tupl
     url = base_url.rstrip("/") + "/models"
 
     def ask() -> Any:  # on huggingface_hub's shared client, which the chat requests then reuse: one TLS setup, not two
-        from huggingface_hub.utils import get_session
-
         response = get_session().get(url, headers={"authorization": f"Bearer {api_key}"}, timeout=timeout)
         return response.json().get("data") if response.status_code == 200 else None
 
