@@ -6,6 +6,7 @@ Order: ``VERDICTS_BACKEND`` if set; else ``VERDICTS_BASE_URL`` (an OpenAI-compat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -58,7 +59,7 @@ class ChatBackend:
                                            bill_to=settings.bill_to or None)
         # The client's HTTP session is built on the first request, and most of that is loading the TLS certificates
         # (about 25 ms, outside the GIL): built now, in the background, it is ready by the time the prompts are.
-        threading.Thread(target=get_session, name="http-session", daemon=True).start()
+        threading.Thread(target=_build_session, name="http-session", daemon=True).start()
 
     def describe(self) -> str:
         if self.name == "endpoint":
@@ -158,6 +159,28 @@ class ChatBackend:
         return ChatCompletionOutput.parse_obj_as_instance(self._client._inner_post(request))
 
 
+def _check_certificates() -> None:
+    """The HTTP client loads the certificates that ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` name (from the process's
+    environment) whatever the URL's scheme; one that is missing failed every request with "No such file or
+    directory" and no name. Said before anything is sent, naming the variable."""
+    for name, exists, kind in (("SSL_CERT_FILE", os.path.isfile, "file"), ("SSL_CERT_DIR", os.path.isdir,
+                                                                          "directory")):
+        value = os.environ.get(name)
+        if value:
+            if not exists(value):
+                raise InputError(name, None, f"names {value!r}, which is not a {kind}: the HTTP client reads its "
+                                 "TLS certificates there", hint=f"Point {name} at a CA bundle, or unset it.")
+            return  # the first one set is the one the client reads
+
+
+def _build_session() -> None:
+    """huggingface_hub's shared HTTP client, ahead of the first request. A failure here is left for that request
+    to meet and report as every transport error is (cli.say: one line, secrets redacted), never as a thread's
+    traceback."""
+    with contextlib.suppress(Exception):  # the first request builds it again and says what went wrong
+        get_session()
+
+
 class MalformedBody(ValueError):
     """A 200 answer that is not a chat-completions body."""
 
@@ -194,6 +217,8 @@ def select_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
     request."""
     env = os.environ if env is None else env
     choice = choose_backend(settings, env)
+    if choice != "local":
+        _check_certificates()
     if choice == "endpoint":
         if not settings.base_url:
             raise InputError(_source(env, "VERDICTS_BACKEND", "backend"), "backend",

@@ -12,8 +12,9 @@ the same way a network does: by refusing (429, 503) once we go past it, and by n
   requests in flight when one was sent, since the last decrease, that came back clean (a probe one past a limit
   of 4 falls back to 4, not to 2); it always goes down by at least one, and what is proven starts again at 0.
   A 429 comes back at once while the requests sent alongside it take a whole reply to prove themselves, so
-  those that come back clean after the decrease raise the limit again to as many as were in flight with them,
-  up to one below the refused request's level: a probe one past a limit of 32 ends at 32, not at 17.
+  those that come back clean after the decrease raise the limit again to 0.9 times as many as were in flight with
+  them, below the lowest level refused in that overload: a probe one past a quota of 32 ends at 28.8, not at 17,
+  and climbs back from there. A 503 (a server shedding load, not a quota) keeps the halving.
 - Never above ``max_concurrency``, never below 1; growth only while requests are waiting for a slot, so a short
   queue does not inflate a limit it never tested. Once an overload has been seen, the additive probe is made only
   while a whole round of requests for the target is still to be sent: a refused probe waits out ``Retry-After``,
@@ -39,6 +40,10 @@ from dataclasses import dataclass
 from .review import Target
 
 OVERLOAD_STATUSES = frozenset({429, 503})
+# After a 429, the limit comes back to this share of what the requests served beside it proved (Netflix's
+# concurrency-limits uses 0.9 in its AIMD limit): still a multiplicative decrease, so clients sharing a quota
+# converge on fair shares, but from the proven level, not from half of the probe.
+BACKOFF = 0.9
 
 
 def limit_key(target: Target) -> str:
@@ -120,14 +125,17 @@ class AdaptiveLimit:
                     self.threshold = self.limit
                     self.round += 1
                     self.proven = 0
-                    self.refused_at = level
+                    self.refused_at = level if status == 429 else 0  # a server shedding load (503): the cut stands
+                elif not self.fixed and sent_in == self.round - 1 and self.refused_at:
+                    # Refused in the same overload at another level: the quota is below the lowest one refused.
+                    self.refused_at = min(self.refused_at, level) if status == 429 and level else 0
             elif clean and not self.fixed:
                 if sent_in == self.round:
                     self.proven = max(self.proven, level)
-                elif sent_in == self.round - 1 and self.limit < level < self.refused_at:
-                    # Sent before the decrease, alongside the refused one, and served: the provider took this many
-                    # at once, so the cut went too deep (replies arrive a round after a quick 429). Back up to it.
-                    self.limit = self.threshold = float(level)
+                elif sent_in == self.round - 1 and level < self.refused_at and BACKOFF * level > self.limit:
+                    # Sent before the decrease, beside the refused ones, and served: the quota took this many at
+                    # once, so the halving went too deep (the replies come a round after a quick 429).
+                    self.limit = self.threshold = BACKOFF * level
                 if self.waiting > 0 and (self.limit < self.threshold or self.waiting + self.queued >= self.limit):
                     step = 1.0 if self.limit < self.threshold else 1.0 / self.limit
                     self.limit = min(float(self.ceiling), self.limit + step)
@@ -160,6 +168,7 @@ class Limits:
         self._stop = stop
         self._lock = threading.Lock()
         self.by_key: dict[str, AdaptiveLimit] = {}
+        self._queued: dict[str, int] = {}  # jobs queued for targets not sent to yet
         self.in_flight = 0
         self.peak = 0  # the most requests in flight at once, all targets together
 
@@ -173,11 +182,18 @@ class Limits:
         with self._lock:
             if key not in self.by_key:
                 self.by_key[key] = AdaptiveLimit(self.start, self.ceiling, self._stop, self)
+                self.by_key[key].queued = self._queued.pop(key, 0)
             return self.by_key[key]
 
     def queue(self, target: Target, change: int) -> None:
-        """``change`` more (or fewer) requests for ``target`` wait for a worker to take them up."""
-        limit = self.of(target)
+        """``change`` more (or fewer) jobs for ``target`` wait for a worker to take them up. A target gets its limit
+        (and a line in the run report) only once a request is sent to it: a job the cache answers sends none."""
+        key = limit_key(target)
+        with self._lock:
+            limit = self.by_key.get(key)
+            if limit is None:
+                self._queued[key] = self._queued.get(key, 0) + change
+                return
         with limit._ready:
             limit.queued += change
 

@@ -53,10 +53,6 @@ def _environment(prompts: Path) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
-        # Templates compiled once per machine, as Python caches modules: jinja2's own cache, in a directory of the
-        # user's own under the system's temporary directory, keyed by each template's source (an edit compiles it
-        # again). Compiling the four templates a draft renders took about 20 ms of every run.
-        bytecode_cache=jinja2.FileSystemBytecodeCache(),
     )
     env.filters.update(md=md, cell=cell, counted=counted)
     return env

@@ -108,16 +108,27 @@ def test_a_limit_proven_this_round_is_kept_when_a_probe_past_it_is_refused() -> 
 
 def test_a_cut_made_by_a_quick_429_comes_back_to_what_was_in_flight_beside_it() -> None:
     """A 429 comes back at once; the 32 requests sent beside it come back clean a reply later, and show that the
-    provider took 32: the limit returns to 32 (one below the refused request), not to half of 33."""
-    limit = AdaptiveLimit(32, 64)
-    beside = [limit._take() for _ in range(32)]
-    limit.limit = 33.0  # grown by one to probe
-    sent_in, level = limit._take()
-    limit.release(sent_in, 429, clean=False, level=level)
-    assert limit.limit == 16.5
-    for sent_in, level in beside:
-        limit.release(sent_in, None, clean=True, level=level)
-    assert limit.limit == 32
+    provider took 32: the limit returns to 0.9 of that, not to half of 33. Never to a level refused in the same
+    overload, and never after a 503 (a server shedding load, not a quota)."""
+
+    def overloaded(status: int, second_refusal: int | None = None) -> AdaptiveLimit:
+        limit = AdaptiveLimit(32, 64)
+        beside = [limit._take() for _ in range(32)]
+        limit.limit = 33.0  # grown by one to probe
+        sent_in, level = limit._take()
+        limit.release(sent_in, status, clean=False, level=level)
+        assert limit.limit == 16.5
+        if second_refusal is not None:  # one of those beside it refused too, in the same overload
+            sent_in, level = beside.pop(second_refusal - 1)
+            limit.release(sent_in, 429, clean=False, level=level)
+            assert limit.limit == 16.5, "one overload halves once"
+        for sent_in, level in beside:
+            limit.release(sent_in, None, clean=True, level=level)
+        return limit
+
+    assert overloaded(429).limit == 0.9 * 32
+    assert overloaded(429, second_refusal=20).limit == 0.9 * 19
+    assert overloaded(503).limit == 16.5
 
 
 def test_past_a_known_limit_the_probe_waits_for_a_round_of_work_to_gain() -> None:
@@ -143,3 +154,11 @@ def test_past_a_known_limit_the_probe_waits_for_a_round_of_work_to_gain() -> Non
     finally:
         stop.set()
         limit.wake()
+
+
+def test_a_run_the_cache_answers_reports_no_concurrency(fake: FakeChatServer, cli) -> None:
+    """A target gets a limit, and a line in the run report, only once a request is sent to it."""
+    assert cli("draft", "hf-inference-providers", "mistral-3-small").code == 0
+    again = cli("draft", "hf-inference-providers", "mistral-3-small", "--force")
+    assert again.code == 0 and ": 0 requests, 8 cache hits" in again.out, again.out
+    assert "concurrency" not in again.out and "in flight" not in again.out, again.out

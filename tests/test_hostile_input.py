@@ -165,3 +165,11 @@ def test_reply_json_nested_100000_deep_in_a_draft_is_re_asked_then_drafted(fake:
     assert "Traceback" not in run.err
     assert len(fake.history) == 9, "the deep reply is re-asked once"
     assert any("nested too deeply" in str(m.get("content")) for h in fake.history for m in h["json"]["messages"])
+
+
+def test_a_missing_certificate_file_is_named_before_any_request(fake: FakeChatServer, draft, project: Path,
+                                                                  monkeypatch) -> None:
+    """The HTTP client reads SSL_CERT_FILE for any URL, http:// too; a missing one used to fail the draft with
+    "error: : No such file or directory" and no name."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(project / "no-such-ca.pem"))
+    refused(draft(A, B), project, fake, "SSL_CERT_FILE", "no-such-ca.pem", "not a file")
