@@ -29,12 +29,11 @@ from collections.abc import Callable
 from typing import Any, Literal, get_args
 
 from huggingface_hub.errors import HfHubHTTPError
-from huggingface_hub.utils import get_session
 
 from .errors import clip
-from .retry import server_said, status_of, within_deadline
+from .retry import get_within, server_said, status_of
 from .review import REPLY_SCHEMA
-from .settings import StructuredDialect, public_url
+from .settings import StructuredDialect
 
 Dialect = Literal["json_schema", "json_object_schema", "tgi", "none"]
 assert set(get_args(StructuredDialect)) == {"auto", *get_args(Dialect)}
@@ -84,14 +83,9 @@ def detect(base_url: str, api_key: str, timeout: float = DETECT_TIMEOUT) -> tupl
     is an unknown server: OpenAI's shape, with the fallback on refusal. Only ``VERDICTS_API_KEY`` is sent (vLLM with
     ``--api-key`` asks for it), never the Hugging Face token.
     """
-    url = base_url.rstrip("/") + "/models"
-
-    def ask() -> Any:  # on huggingface_hub's shared client, which the chat requests then reuse: one TLS setup, not two
-        response = get_session().get(url, headers={"authorization": f"Bearer {api_key}"}, timeout=timeout)
-        return response.json().get("data") if response.status_code == 200 else None
-
-    try:  # httpx's timeout bounds each read: a server that trickles its answer is cut off at the deadline
-        models = within_deadline(ask, timeout, public_url(url))
+    try:
+        response = get_within(base_url.rstrip("/") + "/models", {"authorization": f"Bearer {api_key}"}, timeout)
+        models = response.json().get("data") if response.status_code == 200 else None
     except Exception:  # no answer, an error, not JSON: the question never fails a run; the chat request says why
         models = None
     if not isinstance(models, list) or not models or not isinstance(models[0], dict):

@@ -79,6 +79,15 @@ def within_deadline(call: Callable[[], T], seconds: float, url: str) -> T:
     return value  # type: ignore[no-any-return]
 
 
+def get_within(url: str, headers: dict[str, str], seconds: float) -> httpx2.Response:
+    """``GET url`` on huggingface_hub's shared HTTP client (the chat requests then reuse its connection and TLS
+    set-up), the whole answer within ``seconds``: httpx's timeout bounds each read, so a server that trickles its
+    answer is cut off here instead."""
+    from huggingface_hub.utils import get_session  # only once a list is asked for, not on every command's start
+
+    return within_deadline(lambda: get_session().get(url, headers=headers, timeout=seconds), seconds, public_url(url))
+
+
 def is_local(host: str) -> bool:
     """Loopback or a private network (10/8, 172.16/12, 192.168/16)."""
     host = host.strip("[]").lower()

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .costs import Price
 from .errors import clip
-from .retry import within_deadline
+from .retry import get_within
 from .review import Target
 from .settings import POLICIES, Settings, public_url
 from .write import write_atomic
@@ -191,18 +191,10 @@ def _read_file(path: Path, router: str) -> tuple[dict[str, list[RouterProvider]]
 
 
 def _fetch(url: str, token: str) -> Any:
-    from huggingface_hub.utils import get_session  # heavy: only when the router is asked
-
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-
-    def get() -> Any:
-        response = get_session().get(f"{url}/v1/models", headers=headers, timeout=FETCH_TIMEOUT)
-        if response.status_code != 200:
-            raise ValueError(f"HTTP {response.status_code} from {url}/v1/models")
-        return response.json()
-
-    # httpx's timeout bounds each read: a proxy that trickles its answer is cut off at FETCH_TIMEOUT all the same.
-    return within_deadline(get, FETCH_TIMEOUT, f"{url}/v1/models")
+    response = get_within(f"{url}/v1/models", {"Authorization": f"Bearer {token}"} if token else {}, FETCH_TIMEOUT)
+    if response.status_code != 200:
+        raise ValueError(f"HTTP {response.status_code} from {url}/v1/models")
+    return response.json()
 
 
 _read: dict[tuple[str, str], Catalogue | None] = {}  # one read per process, per cache file and router
