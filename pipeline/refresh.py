@@ -27,7 +27,7 @@ from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import DraftStatus, StaleSection, check_all, conflicts_in, shown_verdicts
+from .stale import DraftStatus, StaleSection, check_all, conflicts_in, disputes_of, shown_verdicts
 from .write import writable, write_atomic
 
 
@@ -114,7 +114,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     rewritten = {change.path for change in changes if change.written}  # the others were read in check_all
     unsettled = {s.path: found for s in statuses
                  if (found := conflicts_in(draft_lines(s.path)) if s.path in rewritten else s.conflicts)}
-    disputes = list({(d.section, tuple(d.texts)): d for s in statuses for d in s.disputes}.values())
+    disputes = disputes_of(statuses)
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
                          unsettled, missing, disputes, prices)
 

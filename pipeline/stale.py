@@ -141,6 +141,11 @@ def _check(project: Project, path: Path, lines: list[str], record: Record | None
     return status
 
 
+def disputes_of(statuses: list[DraftStatus]) -> list[Dispute]:
+    """Each review editors approved differently, once, however many of the drafts show it."""
+    return list({(d.section, tuple(d.texts)): d for status in statuses for d in status.disputes}.values())
+
+
 def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     """Every draft's status. A draft that is still the page as generated, from inputs that are all as they were
     (its sidecar's fingerprints and cache keys against the current ones), is fresh without rendering its page
@@ -244,7 +249,7 @@ def command(root: Path, args: Namespace) -> Outcome:
         if status.conflicts:
             lines.append(f"{shown}: {plural(len(status.conflicts), 'unresolved conflict')}")
             lines += [f"  line {c.start + 1}, {c.what}: {RESOLVE}" for c in status.conflicts]
-    disputes = list({(d.section, tuple(d.texts)): d for status in statuses for d in status.disputes}.values())
+    disputes = disputes_of(statuses)
     lines += [f"Approved differently: {dispute}." for dispute in disputes]
     stale = [status for status in statuses if status.stale]
     unsettled = [status for status in statuses if status.conflicts]
