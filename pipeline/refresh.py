@@ -15,12 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TextIO
 
-from .assemble import assemble
+from .assemble import Page, assemble
 from .costs import Stats
 from .errors import CONFLICT, OK, GaveUpOnReply, Outcome, plural
 from .facts import unsupported_claims
 from .library import Dispute, draft_lines
-from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge
+from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
 from .provenance import build_record, write_record
 from .report import facts_to_check, run_report
@@ -141,8 +141,15 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     text = raw.replace("\r\n", "\n")
     ours = text.split("\n")
     community = project.community(*record.tools)
-    theirs = assemble(project.root, project.personas, status.tools, reviews, community,
-                      shown_verdicts(record, ours)).keep(base, record.pinned)
+
+    def generated(verdicts: dict[str, str]) -> Page:
+        return assemble(project.root, project.personas, status.tools, reviews, community,
+                        verdicts).keep(base, record.pinned)
+
+    # The verdicts an editor changed by hand stay; regenerated quotes bring their own.
+    verdicts = {name: verdict for name, verdict in shown_verdicts(record, ours).items()
+                if name not in regenerated or name not in record.sections or verdict != record.sections[name].verdict}
+    theirs = generated(verdicts)
     reordered = in_order(base, ours, lens_order(theirs))  # personas swapped places: rows move, edits stay put
     if reordered is not None:
         base, ours = reordered
@@ -153,6 +160,16 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
                         and theirs.section(s.section) == base.section(s.section)]
     merged, change.conflicts = merge(base, ours, theirs)
+    # Panel ship follows the verdicts on the page as merged, which is what ``stale`` will read: should the merge
+    # show other verdicts than the cards were counted from (a verdict line merged from either side), count again.
+    for _ in range(len(theirs.spans)):
+        shown = page_verdicts(theirs, merged) if merged != theirs.lines else {}
+        counted = {name: verdicts.get(name, review.verdict) for name, review in reviews.items()}
+        if all(counted.get(name) == verdict for name, verdict in shown.items()):
+            break
+        verdicts = {**verdicts, **shown}
+        theirs = generated(verdicts)
+        merged, change.conflicts = merge(base, ours, theirs)
     result = "\n".join(merged)
     if result != text:
         write_atomic(status.path, result.replace("\n", "\r\n") if crlf else result)
