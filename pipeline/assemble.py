@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .load import FactSheet, Persona
-from .render import render
+from .render import md, render
 from .review import Review, card_id, is_card, section_id
 
 NO_VOTES = "—"
@@ -84,6 +84,13 @@ class Page:
             spans = {n: (s + shift, e + shift) if s >= end else (s, e) for n, (s, e) in spans.items()}
             spans[name] = (start, start + len(old))
         return Page("\n".join(lines), spans)
+
+    def replaced(self, name: str, shown: str, instead: str) -> Page:
+        """This page with the named section showing the quote ``instead`` where it showed ``shown``."""
+        start, end = self.spans[name]
+        lines = self.lines
+        lines[start:end] = [line.replace(md(shown), md(instead)) for line in lines[start:end]]
+        return Page("\n".join(lines), self.spans)
 
     def frame(self) -> str:
         """The page outside its sections."""

@@ -19,10 +19,10 @@ from .assemble import Page, assemble
 from .costs import Stats
 from .errors import CONFLICT, OK, GaveUpOnReply, Outcome, plural
 from .facts import unsupported_claims
-from .library import Dispute, draft_lines
+from .library import Dispute, Library, draft_lines
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
-from .provenance import build_record, write_record
+from .provenance import Record, build_record, write_record
 from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
@@ -43,11 +43,14 @@ class DraftChange:
     unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
     flags: dict[str, list[str]] = field(default_factory=dict)  # new quotes' claims the fact sheet does not support
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # approved texts taken: section -> (text, page)
+    kept: dict[str, str] = field(default_factory=dict)  # regenerated the same: the approved text stays (section -> page)
     written: bool = False
 
     def outcome(self, section: str) -> str:
         if any(section in c.sections for c in self.conflicts):
             return "**conflict**: your text and the new generation are both in a marked block for you to settle"
+        if section in self.kept:
+            return f"regenerated, same text: the approved text from {self.kept[section]} stays"
         if section in self.unchanged:
             return "regenerated, same text"
         done = f"approved text carried from {self.carried[section][1]}" if section in self.carried else "updated"
@@ -108,7 +111,8 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
         prices = session.price_lines()
     # The models that wrote the new quotes: a fallback that served is named as one.
     models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
-    changes = [apply(project, status, new) for status in todo]
+    library = Library.of(project) if todo else None
+    changes = [apply(project, status, new, library) for status in todo if library is not None]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
     rewritten = {change.path for change in changes if change.written}  # the others were read in check_all
@@ -119,20 +123,50 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
                          unsettled, missing, disputes, prices)
 
 
-def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> DraftChange:
-    """Merge one stale draft's regenerated sections into the file on disk, then record what was generated."""
+def still_approved(record: Record, name: str, new: Review, library: Library, page: str) -> tuple[str, str, bool]:
+    """For a regenerated quote: the text an editor approved for the review it replaces, where, and whether the
+    model wrote the same reply again (then the approval holds for the new review too). ("", "", False) when no
+    editor approved a text of it: this page carried none, and no other page changed it by hand."""
+    old = record.sections.get(name)
+    if old is None or not old.key or old.missing:
+        return "", "", False
+    if old.approved:
+        text, source = old.approved, old.approved_from
+    else:
+        found = library.approved(name, old.key, skip=page)
+        if found is None or isinstance(found, Dispute):
+            return "", "", False
+        text, source = found
+    return text, source, not new.missing and new.quote == old.quote and new.verdict == old.verdict
+
+
+def apply(project: Project, status: DraftStatus, new: dict[str, Review], library: Library) -> DraftChange:
+    """Merge one stale draft's regenerated sections into the file on disk, then record what was generated.
+
+    An approved text (an editor's, carried here or written on another page) is never reverted by a regeneration:
+    when the model wrote the same reply again, the approved text stays carried; when it wrote another, the page
+    it was carried into gets a conflict between the two, as the page where the editor wrote it does."""
     record = status.record
     assert record is not None
     regenerated = set(status.stale_quotes())
     jobs = project.plan(status.tools)
-    reviews = {}
-    for job in jobs:
-        old = record.sections.get(job.section)
-        reviews[job.section] = new[job.section] if job.section in regenerated or old is None \
-            else old.review(job.section)
-        if job.section in status.carried:  # another draft's approved text, in place of the older one shown
-            reviews[job.section] = replace(reviews[job.section], quote=status.carried[job.section][0])
+    reviews: dict[str, Review] = {}
+    recorded: dict[str, Review] = {}  # as the model wrote them, for the sidecar
+    approved: dict[str, tuple[str, str]] = {}  # regenerated quotes that keep an approved text
     base = record.page
+    for job in jobs:
+        name = job.section
+        old = record.sections.get(name)
+        reviews[name] = recorded[name] = new[name] if name in regenerated or old is None else old.review(name)
+        if name in status.carried:  # another draft's approved text, in place of the older one shown
+            reviews[name] = replace(reviews[name], quote=status.carried[name][0])
+        elif name in regenerated and old is not None:
+            text, source, holds = still_approved(record, name, new[name], library, project.shown(status.path))
+            if holds:
+                approved[name] = (text, source or project.shown(status.path))
+                reviews[name] = replace(reviews[name], quote=text)
+            elif text and old.approved and name in base.spans:  # the merge sees the carried text as an edit
+                base = base.replaced(name, old.approved, old.quote)
     with status.path.open(encoding="utf-8", newline="") as handle:
         raw = handle.read()
     # An editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits. A few CRLF lines
@@ -156,7 +190,7 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
     pinned = [name for name in record.pinned if name in theirs.spans]
     change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
                          released=[name for name in record.pinned if name not in theirs.spans],
-                         carried=dict(status.carried))
+                         carried=dict(status.carried), kept={name: page for name, (_, page) in approved.items()})
     change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
                         and theirs.section(s.section) == base.section(s.section)]
     merged, change.conflicts = merge(base, ours, theirs)
@@ -183,8 +217,8 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review]) -> Draf
         sheet = status.tools[parse_section(name)[1]]
         keep[name] = keep[name].model_copy(update={"approved": text, "approved_from": source,
                                                    "flags": unsupported_claims(text, sheet)})
-    record = build_record(project.inputs, status.tools, community, theirs, jobs, reviews, project.environment, keep,
-                          pinned)
+    record = build_record(project.inputs, status.tools, community, theirs, jobs, recorded, project.environment, keep,
+                          pinned, approved)
     write_record(status.path, record)
     change.flags = {name: record.sections[name].flags for name in sorted(regenerated)
                     if name in record.sections and record.sections[name].flags}

@@ -52,3 +52,71 @@ def test_a_refresh_that_flips_a_verdict_under_a_hand_edit_updates_panel_ship(fak
     assert "An open-weight model of 24 billion" in text, "the hand edit is kept"
     stale = cli("stale")
     assert stale.code == 0, stale.out
+
+
+def quote_line(text: str, name: str, lens_title: str) -> str:
+    """The quote line on ``name`` in the lens's row of the scorecard."""
+    row = text.split(f"### {lens_title}", 1)[1]
+    return row.split(f"**{name}**:", 1)[1].split("\n> ", 1)[1].split("\n", 1)[0]
+
+
+APPROVED = "“The editor's approved builder quote on the marketplace, polished by hand for every page.”"
+
+
+def approve_across_pages(cli, project: Path) -> str:
+    """A-vs-B and A-vs-C drafted; an editor rewrites the builder's quote on A in A-vs-C, and a refresh carries
+    that approved text into A-vs-B."""
+    assert cli("draft", A, B).code == 0 and cli("draft", A, C).code == 0
+    draft_ac = page(project, A, C)
+    text = draft_ac.read_text()
+    raw = quote_line(text, A_NAME, "Builder")
+    draft_ac.write_text(text.replace(raw, APPROVED))
+    assert cli("refresh").code == 0
+    assert quote_line(page(project, A, B).read_text(), A_NAME, "Builder") == APPROVED
+    assert cli("stale").code == 0
+    return raw
+
+
+def test_a_regenerated_review_keeps_the_approved_text_on_every_page(fake: FakeChatServer, cli,
+                                                                    project: Path) -> None:
+    approve_across_pages(cli, project)
+    # The builder's persona changes: its reviews are regenerated; the model happens to write the same text again.
+    persona = project / "personas" / "builder.toml"
+    persona.write_text(persona.read_text().replace('voice = """\n', 'voice = """\nYou are patient. ', 1))
+    before = len(fake.history)
+    run = cli("refresh")
+    assert run.code == 0, run.out
+    assert len(fake.history) > before, "the builder's reviews were asked again"
+    for other in (B, C):
+        assert quote_line(page(project, A, other).read_text(), A_NAME, "Builder") == APPROVED, \
+            f"the approved text stays on {A}-vs-{other}"
+    assert "updated" not in [line.split(": ")[-1] for line in run.out.splitlines() if f"builder quote on {A}" in line]
+    stale = cli("stale")
+    assert stale.code == 0, stale.out
+
+
+def test_a_regeneration_that_differs_from_an_approved_text_goes_in_as_a_conflict(fake: FakeChatServer, cli,
+                                                                                  project: Path) -> None:
+    raw = approve_across_pages(cli, project)
+    moody = "In a new mood."
+
+    def answer(request: dict) -> str:
+        reply = json.loads(synthetic(request))
+        text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
+        if moody in text:
+            reply["quote"] += " A new closing sentence, written after the persona changed."
+        return json.dumps(reply)
+
+    fake.responder = answer
+    persona = project / "personas" / "builder.toml"
+    persona.write_text(persona.read_text().replace('voice = """\n', f'voice = """\n{moody} ', 1))
+    run = cli("refresh")
+    assert run.code == 5, run.out
+    for other in (B, C):
+        text = page(project, A, other).read_text()
+        assert APPROVED in text, f"the approved text is not reverted on {A}-vs-{other}"
+        block = text[text.index("<<<<<<< "):text.index(">>>>>>> ")]
+        assert f"builder quote on {A}" in block.split("\n", 1)[0]
+        assert APPROVED in block and "A new closing sentence" in block
+        assert raw not in block.split("=======")[1], "the new generation, not the old one, is offered"
+    assert cli("stale").code == 1, "the conflicts wait for an editor"
