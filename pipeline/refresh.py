@@ -43,7 +43,7 @@ class DraftChange:
     unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
     flags: dict[str, list[str]] = field(default_factory=dict)  # new quotes' claims the fact sheet does not support
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # approved texts taken: section -> (text, page)
-    kept: dict[str, str] = field(default_factory=dict)  # regenerated the same: the approved text stays (section -> page)
+    kept: dict[str, str] = field(default_factory=dict)  # regenerated the same: approved text stays, section -> page
     written: bool = False
 
     def outcome(self, section: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.fakeserver import FakeChatServer, lens_and_tool, synthetic
+from tests.fakeserver import FakeChatServer, synthetic
 
 A, B, C = "hf-inference-providers", "mistral-3-small", "mistral-4b-edge"
 A_NAME, B_NAME = "Hugging Face Inference Providers Marketplace", "Mistral 3 Small (24B)"
