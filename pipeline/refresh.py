@@ -176,9 +176,8 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     ours = text.split("\n")
     community = project.community(*record.tools)
 
-    def generated(verdicts: dict[str, str]) -> Page:
-        return assemble(project.root, project.personas, status.tools, reviews, community,
-                        verdicts).keep(base, record.pinned)
+    def generated(verdicts: dict[str, str], base: Page = base, pinned: list[str] = record.pinned) -> Page:
+        return assemble(project.root, project.personas, status.tools, reviews, community, verdicts).keep(base, pinned)
 
     # The verdicts an editor changed by hand stay; regenerated quotes bring their own.
     verdicts = {name: verdict for name, verdict in shown_verdicts(record, ours).items()
