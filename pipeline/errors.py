@@ -286,6 +286,16 @@ class GaveUpOnReply(VerdictsError):
         super().__init__(message, hint)
 
 
+class NotServed(BackendError):
+    """A review no target could serve, in a run that goes on without it (``refresh``): its quote is a
+    placeholder, and the run ends with the backend's exit status once every page it could write is written."""
+
+    def __init__(self, lens: str, tool: str, failure: TransportError) -> None:
+        self.lens, self.tool, self.kept = lens, tool, None
+        self.problems = [f"the backend failed: {failure.message}"]
+        super().__init__(failure.message, failure.hint)
+
+
 class BudgetReached(VerdictsError):
     """The running cost estimate reached VERDICTS_MAX_COST: nothing more is sent."""
 

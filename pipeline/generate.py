@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .cache import ReviewCache
 from .costs import Stats, counted_usage, price_for
-from .errors import BudgetReached, GaveUpOnReply, TransportError
+from .errors import BudgetReached, GaveUpOnReply, NotServed, TransportError
 from .limiter import Limits
 from .progress import Progress
 from .project import shown
@@ -108,7 +108,7 @@ class DownTargets:
 class Reviewer:
     def __init__(self, root: Path, backend: Backend, cache: ReviewCache, settings: Settings, progress: Progress,
                  runlog: RunLog | None = None, retry_fallbacks: bool = False, stats: Stats | None = None,
-                 use_cache: bool = True) -> None:
+                 use_cache: bool = True, keep_going: bool = False) -> None:
         self.root = root
         self.backend = backend
         self.settings = settings
@@ -117,6 +117,9 @@ class Reviewer:
         self.runlog = runlog
         self.retry_fallbacks = retry_fallbacks
         self.use_cache = use_cache
+        # With ``keep_going`` a review no target could serve is left missing, as an invalid one is, and the others go
+        # on; without it, the first such failure stops the run. Credentials refused stop it either way.
+        self.keep_going = keep_going
         self.stats = stats or Stats()
         self.down = DownTargets()
         # Concurrency per target, learned from its replies (limiter.py); the workers share it.
@@ -125,7 +128,7 @@ class Reviewer:
             max(start, settings.max_concurrency)
         self.limits = Limits(start, ceiling, self.down.halted)
         self.stats.limits = self.limits
-        self.missing: list[GaveUpOnReply] = []  # reviews whose replies stayed invalid after every re-ask
+        self.missing: list[GaveUpOnReply | NotServed] = []  # reviews left as placeholders: invalid, or not served
         self._first_failure: BaseException | None = None
         self._lock = threading.Lock()
 
@@ -145,6 +148,15 @@ class Reviewer:
                                    cached=False)
             return Review(job.persona.lens, job.slug, "", "", job.target.model, job.target.provider,
                           missing="; ".join(exc.problems), kept=shown(exc.kept, self.root) if exc.kept else "")
+        except TransportError as exc:
+            if not self.keep_going or exc.status in (401, 403) or self.down.halted.is_set():
+                self._fail(exc)
+                raise
+            failed = NotServed(job.persona.lens, job.slug, exc)
+            self.missing.append(failed)
+            self.progress.finished(f"  {job.persona.lens} on {job.slug}: not served ({exc.message})", cached=False)
+            return Review(job.persona.lens, job.slug, "", "", job.target.model, job.target.provider,
+                          missing=failed.problems[0])
         except BaseException as exc:
             self._fail(exc)
             raise

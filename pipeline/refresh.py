@@ -17,7 +17,7 @@ from typing import TextIO
 
 from .assemble import Page, assemble
 from .costs import Stats
-from .errors import CONFLICT, OK, GaveUpOnReply, Outcome, plural
+from .errors import BACKEND_FAILED, CONFLICT, OK, GaveUpOnReply, NotServed, Outcome, plural
 from .facts import unsupported_claims
 from .library import Dispute, Library, draft_lines
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
@@ -66,13 +66,23 @@ class RefreshResult:
     models: list[str]
     seconds: float = 0.0
     unresolved: dict[Path, list[Unresolved]] = field(default_factory=dict)  # after this run, new ones included
-    missing: list[GaveUpOnReply] = field(default_factory=list)  # reviews left as placeholders
+    missing: list[GaveUpOnReply | NotServed] = field(default_factory=list)  # reviews left as placeholders
     disputes: list[Dispute] = field(default_factory=list)  # reviews editors approved differently: none carried
     prices: list[str] = field(default_factory=list)  # where each price came from: the table, the router, unknown
 
     @property
     def conflicts(self) -> int:
         return sum(len(change.conflicts) for change in self.changes)
+
+    @property
+    def not_served(self) -> list[NotServed]:
+        return [exc for exc in self.missing if isinstance(exc, NotServed)]
+
+    @property
+    def exit_code(self) -> int:
+        """0 only when nothing is left for ``stale`` or an editor; the backend's status when a review was not
+        served (every page was written all the same); else 5 when an editor must look."""
+        return BACKEND_FAILED if self.not_served else CONFLICT if self.needs_editor else OK
 
     @property
     def needs_editor(self) -> bool:
@@ -102,7 +112,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
     stats, new, missing, prices = Stats(), {}, [], []
     if jobs:
-        session = ReviewSession(project, env, log, use_cache=use_cache)
+        session = ReviewSession(project, env, log, use_cache=use_cache, keep_going=True)
         stats = session.stats
         new = session.run(jobs, "refresh", [s.path.stem for s in todo],
                           f"Refreshing {len(todo)} of {len(statuses)} drafts: {len({j.key for j in jobs})} reviews",
@@ -233,11 +243,17 @@ def pr_body(result: RefreshResult, project: Project) -> str:
         lines += ["**Could not refresh**, an editor must look:", ""]
         lines += [f"- `{project.shown(c.path)}`: {c.broken}" for c in broken]
         lines.append("")
-    if result.missing:
+    invalid = [exc for exc in result.missing if isinstance(exc, GaveUpOnReply)]
+    if invalid:
         lines += ["**Missing quotes**, an editor must look: the model's replies still broke the rules after every "
                   "re-ask, so these quotes are placeholders (`python -m pipeline accept` takes a kept reply as it "
                   "is; another refresh asks again):", ""]
-        lines += [f"- {exc.lens} quote on {exc.tool}: {'; '.join(exc.problems)}" for exc in result.missing]
+        lines += [f"- {exc.lens} quote on {exc.tool}: {'; '.join(exc.problems)}" for exc in invalid]
+        lines.append("")
+    if result.not_served:
+        lines += ["**Quotes not served**: the backend failed for these reviews after every retry, so their quotes "
+                  "are placeholders; every other page was refreshed, and the next refresh asks again:", ""]
+        lines += [f"- {exc.lens} quote on {exc.tool}: {exc.message}" for exc in result.not_served]
         lines.append("")
     if result.unresolved:
         lines += ["**Unresolved conflicts**, an editor must look: each is a block of `<<<<<<<` ... `>>>>>>>` "
@@ -323,4 +339,4 @@ def command(root: Path, args: Namespace) -> Outcome:
     if args.pr_body:
         write_atomic((root / args.pr_body).resolve(), pr_body(result, project))  # relative to the project
     return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings, result.prices),
-                   CONFLICT if result.needs_editor else OK)
+                   result.exit_code)

@@ -14,7 +14,7 @@ from typing import TextIO
 from .backends import ChatBackend, select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
-from .errors import GaveUpOnReply, ProviderNotServing
+from .errors import GaveUpOnReply, NotServed, ProviderNotServing
 from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
@@ -28,7 +28,7 @@ class ReviewSession:
     """The backend chosen for a run, and what the run has sent and spent so far."""
 
     def __init__(self, project: Project, env: Mapping[str, str] | None = None, log: TextIO | None = None,
-                 retry_fallbacks: bool = False, use_cache: bool = True) -> None:
+                 retry_fallbacks: bool = False, use_cache: bool = True, keep_going: bool = False) -> None:
         self.project = project
         self.settings = project.settings
         self.backend = select_backend(self.settings, env)
@@ -37,8 +37,9 @@ class ReviewSession:
         self.consulted = Consulted(self.settings)  # what the router's catalogue says, once run() has read it
         self.retry_fallbacks = retry_fallbacks
         self.use_cache = use_cache
+        self.keep_going = keep_going  # a review no target serves is a placeholder, not the end of the run
         self.stats = Stats()
-        self.missing: list[GaveUpOnReply] = []  # reviews that stayed invalid: their quotes are placeholders
+        self.missing: list[GaveUpOnReply | NotServed] = []  # placeholders: replies still invalid, or not served
 
     def library(self) -> dict[str, Review]:
         """The reviews the drafts under outputs/ record, by cache key: what they say is enough to rebuild the
@@ -98,7 +99,7 @@ class ReviewSession:
             print(f"{announce} through {self.backend.describe()}", file=self.log)
             runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
-                                self.retry_fallbacks, self.stats, self.use_cache)
+                                self.retry_fallbacks, self.stats, self.use_cache, self.keep_going)
             self.missing = reviewer.missing
             try:
                 reviews = reviewer.review_all(jobs_left, what, while_waiting)

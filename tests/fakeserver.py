@@ -198,6 +198,7 @@ class FakeChatServer:
         self.lens_delay: dict[str, float] = {}  # lens -> extra seconds before its replies (some slow, some not)
         self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
+        self.failing: dict[str, int] = {}  # tool name -> the status every request about that tool gets
         self.history: list[dict[str, Any]] = []
         # GET /v1/models: the model list, as the router documents it ([{"id": ..., "providers": [...]}]) or as an
         # endpoint's server gives it ([{"id": ..., "owned_by": ...}]), served as {"object": "list", "data": ...};
@@ -336,6 +337,10 @@ class FakeChatServer:
                 if status is not None:
                     time.sleep(fake.delay)
                     self._send(status, json.dumps({"error": f"{request.get('model')} is down"}).encode(), {})
+                    return
+                status = fake.failing.get(lens_and_tool(request)[1])
+                if status is not None:
+                    self._send(status, json.dumps({"error": "this review fails every time"}).encode(), {})
                     return
                 shape = shape_of(request)
                 if fake.accepts is not None and shape != "none" and shape not in fake.accepts:

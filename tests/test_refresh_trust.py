@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.fakeserver import FakeChatServer, synthetic
+from tests.fakeserver import FakeChatServer, lens_and_tool, synthetic
 
 A, B, C = "hf-inference-providers", "mistral-3-small", "mistral-4b-edge"
 A_NAME, B_NAME = "Hugging Face Inference Providers Marketplace", "Mistral 3 Small (24B)"
@@ -120,3 +120,42 @@ def test_a_regeneration_that_differs_from_an_approved_text_goes_in_as_a_conflict
         assert APPROVED in block and "A new closing sentence" in block
         assert raw not in block.split("=======")[1], "the new generation, not the old one, is offered"
     assert cli("stale").code == 1, "the conflicts wait for an editor"
+
+
+def test_one_tool_failing_every_attempt_does_not_sink_the_rest_of_a_refresh(fake: FakeChatServer, cli,
+                                                                             project: Path) -> None:
+    fake.responder = all_ship_unless_contrarian
+    for a, b in ((A, B), (A, C), (B, C)):
+        assert cli("draft", a, b).code == 0
+    untouched = {(a, b): page(project, a, b).read_text() for a, b in ((A, C), (B, C))}
+    make_contrarian(project, "builder")  # every builder review is stale: three tools, three requests
+    fake.failing["Mistral 4B Edge"] = 500  # every request about C fails, every attempt
+    before = len(fake.history)
+    body = project / "pr-body.md"
+    run = cli("refresh", "--pr-body", str(body))
+
+    assert run.code == 3, "not served: the backend's status, once everything else is done"
+    sent = fake.history[before:]
+    about = [lens_and_tool(r["json"]) for r in sent]
+    assert about.count(("builder", "Mistral 4B Edge")) == 5, "transport_attempts tries, then the review is left"
+    assert about.count(("builder", A_NAME)) == about.count(("builder", B_NAME)) == 1
+    ab = page(project, A, B).read_text()
+    assert "Missing builder quote" not in ab and "Today you are" not in ab
+    assert f"**{A_NAME}**: Skip" in ab.split("### Builder", 1)[1].split("### Skeptic")[0], "the new review is in"
+    for pair in ((A, C), (B, C)):
+        text = page(project, *pair).read_text()
+        assert text != untouched[pair], f"{pair} was written"
+        row = text.split("### Builder", 1)[1].split("### Skeptic")[0]
+        assert "> **Missing builder quote.** No reply: the backend failed:" in row
+        assert f"`python -m pipeline refresh {pair[0]}-vs-{pair[1]}` asks again." in row
+        assert "Traceback" not in text
+    pr = body.read_text()
+    assert "**Quotes not served**" in pr and "- builder quote on mistral-4b-edge:" in pr
+    assert "builder quote on mistral-4b-edge" in run.out
+    # The replies that came back are paid for and kept: a second refresh, with C served again, asks only for C.
+    del fake.failing["Mistral 4B Edge"]
+    before = len(fake.history)
+    again = cli("refresh")
+    assert again.code == 0, again.out + again.err
+    assert [lens_and_tool(r["json"]) for r in fake.history[before:]] == [("builder", "Mistral 4B Edge")]
+    assert cli("stale").code == 0
