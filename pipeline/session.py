@@ -97,7 +97,7 @@ class ReviewSession:
                     print(line, file=self.log)
             check_budget(self.settings, planned)
             print(f"{announce} through {self.backend.describe()}", file=self.log)
-            runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name)
+            runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name, self.settings.run_log_mb)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,
                                 self.retry_fallbacks, self.stats, self.use_cache, self.keep_going)
             self.missing = reviewer.missing

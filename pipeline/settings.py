@@ -45,6 +45,7 @@ class Settings(BaseModel):
     local_context: int = Field(4096, ge=512)
     local_threads: int | None = Field(None, ge=1)
     cache_dir: Path = Path(".cache/verdicts")
+    run_log_mb: float = Field(20.0, gt=0.0)  # past this, a run first cuts <cache_dir>/runs.jsonl to its newest runs
     base_url: str = ""
     # The Inference Providers router (VERDICTS_ROUTER_URL for a proxy, or a fake in tests): chat completions and its
     # model catalogue are read there, and the Hugging Face token goes there and nowhere else.
