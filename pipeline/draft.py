@@ -11,7 +11,7 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import REPLY_INVALID, GaveUpOnReply, InputError, Outcome, plural
+from .errors import REPLY_INVALID, GaveUpOnReply, InputError, NotServed, Outcome, plural
 from .project import Project, shown
 from .provenance import Record, build_record, read_record, write_record
 from .render import reask_message
@@ -27,7 +27,7 @@ class DraftResult:
     stats: Stats
     seconds: float
     fallbacks: list[str] = field(default_factory=list)  # quotes a fallback wrote: "<lens> on <slug> by <model>"
-    missing: list[GaveUpOnReply] = field(default_factory=list)  # quotes left as placeholders
+    missing: list[GaveUpOnReply | NotServed] = field(default_factory=list)  # quotes left as placeholders
     flags: dict[str, list[str]] = field(default_factory=dict)  # claims the fact sheets do not support, by section
     approved: list[str] = field(default_factory=list)  # quotes carried from another draft: "<section> from <page>"
     disputed: list[str] = field(default_factory=list)  # reviews with two different approved texts
