@@ -1,7 +1,8 @@
 """The ``accept`` command: an editor takes a kept reply as it is, for a quote the model never got right.
 
-The reply is cached as accepted (it is not held to the lens's rules again), then the draft is refreshed, so the
-placeholder is replaced through the same three-way merge as any other regenerated quote.
+The reply is cached as accepted (it is not held to the lens's rules again, by ``check`` either), and put in place
+of the placeholder through the same three-way merge as any regenerated quote. Nothing is sent and no backend is
+needed: the draft's other missing quotes wait for ``refresh``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ from .cache import ReviewCache
 from .errors import InputError, Outcome
 from .project import Project
 from .provenance import read_record, sidecar_path
-from .refresh import command as refresh_command
-from .review import parse_section
+from .refresh import place
+from .review import Review, parse_section
 from .settings import settings_for
 from .validate import NeedsReask, normalise_quote, parse_reply
 
 
-def accept(project: Project, path: Path, names: list[str]) -> list[str]:
-    """Cache each named section's kept reply as accepted; returns what was accepted."""
+def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
+    """Cache each named section's kept reply as accepted; returns the accepted reviews by section."""
     record = read_record(path)
     if record is None:
         raise InputError(sidecar_path(path), None, "not found: only a draft made by the pipeline has kept replies")
-    entries = {}
+    entries, reviews = {}, {}
     for name in names:
         section = record.sections.get(name)
         if section is None or not section.key:
@@ -52,20 +53,22 @@ def accept(project: Project, path: Path, names: list[str]) -> list[str]:
         # Under the key the draft recorded, and the key a refresh in this shell plans: the same unless the
         # environment changed since.
         entries[section.key] = entries[project.job(*parse_section(name)).key] = entry
+        reviews[name] = Review(*parse_section(name), reply.verdict, entry["quote"], entry["model"], entry["provider"],
+                               accepted=True)
     cache = ReviewCache(project.settings.cache_dir)
     try:
         for key, entry in entries.items():
             cache.set(key, entry)
     finally:
         cache.close()
-    return names
+    return reviews
 
 
 def command(root: Path, args: Namespace) -> Outcome:
     project = Project(root, settings_for(root, args))
     path = project.find_draft(args.draft)
-    accepted = accept(project, path, args.sections)
-    args.drafts = [str(path)]
-    refreshed = refresh_command(root, args)
-    return Outcome([f"Accepted the kept reply as it is: {', '.join(accepted)}", *refreshed.lines],
-                   refreshed.exit_code, refreshed.errors)
+    with project.lock():  # one process at a time writes a draft
+        accepted = accept(project, path, args.sections)
+        written = place(project, path, accepted)
+    state = "rewritten" if written else "unchanged on disk"
+    return Outcome([f"Accepted the kept reply as it is: {', '.join(accepted)}; {project.shown(path)} {state}"])

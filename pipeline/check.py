@@ -9,13 +9,14 @@ its own fixture project.
 from __future__ import annotations
 
 from argparse import Namespace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import calibrate
 from .assemble import assemble
-from .errors import BAD_INPUT, OK, InputError, Outcome, plural
+from .errors import BAD_INPUT, OK, STALE, InputError, Outcome, plural
 from .load import SLUG, FactSheet, load_persona, load_personas, load_tool, persona_paths
-from .merge import editor_side, line_owners, unresolved
+from .merge import RESOLVE, editor_side, line_owners, unresolved
 from .project import Project, shown
 from .provenance import Record, read_record
 from .render import reask_message
@@ -101,28 +102,44 @@ def shown_quotes(record: Record, lines: list[str]) -> dict[str, str]:
     return {name: normalise_quote("\n".join(parts)) for name, parts in found.items()}
 
 
-def check_draft(project: Project, path: Path) -> tuple[list[str], bool]:
-    """The quotes of one draft that no longer pass their lens (and a broken sidecar or votes file); and whether
-    the draft has a sidecar at all (without one, which lens wrote which quote is not known)."""
+@dataclass
+class DraftProblems:
+    """What ``check`` found in one draft: quotes that no longer pass their lens, or a broken sidecar (bad input);
+    and what makes it unpublishable as it stands (placeholders, unsettled conflicts), which ``stale`` reports too."""
+
+    problems: list[str] = field(default_factory=list)
+    unpublishable: list[str] = field(default_factory=list)
+    has_record: bool = True  # without a sidecar, which lens wrote which quote is not known
+
+
+def check_draft(project: Project, path: Path) -> DraftProblems:
     where = project.shown(path)
     try:
         record = read_record(path)
         if record is None:
-            return [], False
+            return DraftProblems(has_record=False)
         project.community(*record.tools)
     except InputError as error:
-        return problem_lines(error, project.root), True
+        return DraftProblems(problem_lines(error, project.root))
     lines = path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
+    found = DraftProblems(unpublishable=[f"{where}: line {c.start + 1}: an unresolved conflict about {c.what}: "
+                                         f"{RESOLVE}" for c in unresolved(lines)])
     quotes = shown_quotes(record, lines)
-    problems = []
+    generated = shown_quotes(record, record.page.lines)
     for persona in project.personas:
         for slug in record.tools:
             name = section_id(persona.lens, slug)
-            if name not in record.sections:
+            section = record.sections.get(name)
+            if section is None:
                 continue  # a lens added since the draft was made: `stale` reports it, `refresh` writes it
-            quote = quotes.get(name, record.sections[name].quote)
-            problems += [f"{where}: {describe_section(name)}: {problem}" for problem in quote_problems(persona, quote)]
-    return problems, True
+            quote = quotes.get(name, section.quote)
+            if section.missing and quote == generated.get(name):
+                found.unpublishable.append(f"{where}: {describe_section(name)}: a placeholder, not a quote: "
+                                           f"{section.missing}")
+            elif not (section.accepted and quote == generated.get(name)):  # an accepted reply stands as it is
+                found.problems += [f"{where}: {describe_section(name)}: {problem}"
+                                   for problem in quote_problems(persona, quote)]
+    return found
 
 
 def calibration(project: Project) -> list[str]:
@@ -151,14 +168,20 @@ def command(root: Path, args: Namespace) -> Outcome:
     problems += render_everything(project, sheets)
     drafts = project.all_drafts()
     unchecked = 0
+    unpublishable: list[str] = []
     for path in drafts:
-        found, has_record = check_draft(project, path)
-        problems += found
-        unchecked += not has_record
+        found = check_draft(project, path)
+        problems += found.problems
+        unpublishable += found.unpublishable
+        unchecked += not found.has_record
     problems += calibration(project)
     counts = f"{plural(sheet_files, 'fact sheet')}, {plural(personas, 'persona')}, {plural(len(drafts), 'draft')}"
     note = f" ({plural(unchecked, 'draft')} without a provenance sidecar, so their quotes were not checked)" \
         if unchecked else ""
-    if problems:
-        return Outcome([*problems, f"{counts}: {plural(len(problems), 'problem')}{note}"], BAD_INPUT)
+    if problems or unpublishable:
+        # Not publishable yet is what ``stale`` exits 1 for; a file that breaks the rules is bad input (2).
+        tally = "; ".join(text for text in (plural(len(problems), "problem") if problems else "",
+                                            f"{len(unpublishable)} not publishable as it stands"
+                                            if unpublishable else "") if text)
+        return Outcome([*problems, *unpublishable, f"{counts}: {tally}{note}"], BAD_INPUT if problems else STALE)
     return Outcome([f"{counts}: all good{note}"], OK)

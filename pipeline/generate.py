@@ -63,7 +63,8 @@ def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False, u
     if hit is not None and {"verdict", "quote", "model"} <= hit.keys() and \
             (hit.get("accepted") or not quote_problems(job.persona, str(hit["quote"]), job.sheet)):
         review = Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
-                        str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)))
+                        str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)),
+                        accepted=bool(hit.get("accepted")))
         return None if review.fallback and retry_fallbacks else review
     return None
 

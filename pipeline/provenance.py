@@ -54,11 +54,12 @@ class Section(BaseModel):
     approved_from: str = ""
     missing: str = ""  # the review the model never got right: why (the quote is a placeholder)
     kept: str = ""  # where its last reply is kept, for ``accept``
+    accepted: bool = False  # an editor accepted the reply as it is: ``check`` does not hold it to the rules
 
     def review(self, name: str) -> Review:
         lens, slug = parse_section(name)
         return Review(lens, slug, self.verdict, self.approved or self.quote, self.model, self.provider, self.fallback,
-                      self.missing, self.kept)
+                      self.missing, self.kept, self.accepted)
 
 
 class Record(BaseModel):
@@ -359,7 +360,7 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], community: dict[st
         sections[name] = Section(lines=page.spans[name], inputs=inputs.job(job), key=job.key, verdict=review.verdict,
                                  quote=review.quote, model=review.model, provider=review.provider,
                                  fallback=review.fallback, settings=job.target.settings(), environment=environment,
-                                 missing=review.missing, kept=review.kept,
+                                 missing=review.missing, kept=review.kept, accepted=review.accepted,
                                  flags=[] if review.missing else unsupported_claims(review.quote, job.sheet))
         if name in (approved or {}):
             text, source = (approved or {})[name]

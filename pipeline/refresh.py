@@ -27,7 +27,8 @@ from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import DraftStatus, StaleSection, check_all, conflicts_in, disputes_of, shown_verdicts
+from .stale import (DraftStatus, StaleSection, check, check_all, conflicts_in, disputes_of, recorded_environment,
+                    shown_verdicts)
 from .write import writable, write_atomic
 
 
@@ -232,6 +233,19 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     change.flags = {name: record.sections[name].flags for name in sorted(regenerated)
                     if name in record.sections and record.sections[name].flags}
     return change
+
+
+def place(project: Project, path: Path, reviews: dict[str, Review]) -> bool:
+    """Put reviews that were not asked for (an editor's ``accept``) into a draft, each planned as its section
+    was recorded, through the same three-way merge as a refresh; nothing is sent. Whether the draft changed."""
+    library, written = Library.of(project), False
+    for name, review in reviews.items():
+        status = check(project, path, library)
+        assert status.record is not None  # a draft with kept replies has a sidecar
+        status.stale, status.carried = [StaleSection(name, ["accepted as it is"], regenerate=True)], {}
+        variant = project.as_recorded(recorded_environment(status.record.sections[name]))
+        written |= apply(variant, status, {name: review}, library).written
+    return written
 
 
 def pr_body(result: RefreshResult, project: Project) -> str:

@@ -149,6 +149,7 @@ class Review:
     # A review the model never got right: no quote, why, and where its last reply is kept for ``accept``.
     missing: str = ""
     kept: str = ""
+    accepted: bool = False  # an editor took the reply as it is (``accept``): not held to the lens's rules again
 
     @property
     def section(self) -> str:

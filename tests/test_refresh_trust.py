@@ -19,10 +19,11 @@ def page(project: Path, a: str, b: str) -> Path:
 
 
 def all_ship_unless_contrarian(request: dict) -> str:
-    """Every lens ships, until a persona's text tells the lens to be contrarian: then it skips."""
+    """Every lens ships, until a persona's text tells the lens to be contrarian: then it skips, and says so."""
     reply = json.loads(synthetic(request))
     text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
     reply["verdict"] = "skip" if CONTRARIAN in text else "ship"
+    reply["quote"] += " On reflection, I would not." if CONTRARIAN in text else ""
     return json.dumps(reply)
 
 
@@ -159,3 +160,52 @@ def test_one_tool_failing_every_attempt_does_not_sink_the_rest_of_a_refresh(fake
     assert again.code == 0, again.out + again.err
     assert [lens_and_tool(r["json"]) for r in fake.history[before:]] == [("builder", "Mistral 4B Edge")]
     assert cli("stale").code == 0
+
+
+def test_accept_sends_nothing_needs_no_backend_and_check_honours_it(fake: FakeChatServer, cli, project: Path,
+                                                                    monkeypatch) -> None:
+    short = json.dumps({"verdict": "ship", "quote": "Short, but the editor likes it."})
+    fake.responder = lambda request: short if lens_and_tool(request)[0] in ("buyer", "futurist") and \
+        lens_and_tool(request)[1] == B_NAME else synthetic(request)
+    assert cli("draft", A, B).code == 4, "two quotes missing: buyer and futurist on B"
+    sent = len(fake.history)
+    monkeypatch.delenv("VERDICTS_BASE_URL")  # no backend at all: accept works offline
+    monkeypatch.setenv("VERDICTS_LOCAL_MODEL", str(project / "no-such-model.gguf"))
+    run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")
+    assert run.code == 0, run.out + run.err
+    assert len(fake.history) == sent, "accepting sends nothing, not even for the other missing quote"
+    text = page(project, A, B).read_text()
+    assert "> “Short, but the editor likes it.”" in text and "Missing buyer quote" not in text
+    assert "Missing futurist quote" in text, "the other placeholder waits for a refresh"
+    stale = cli("stale")
+    assert stale.code == 1 and f"futurist quote on {B}: no valid review yet" in stale.out
+    assert f"buyer quote on {B}" not in stale.out
+    check = cli("check")
+    assert f"buyer quote on {B}" not in check.out, "check honours the accepted quote"
+
+
+def test_check_reports_unsettled_conflicts_and_placeholders_as_stale_does(fake: FakeChatServer, cli,
+                                                                         project: Path) -> None:
+    fake.responder = lambda request: "not json at all" if lens_and_tool(request) == ("skeptic", B_NAME) \
+        else synthetic(request)
+    assert cli("draft", A, B).code == 4
+    check = cli("check")
+    assert check.code == 1, check.out
+    assert f"outputs/{A}-vs-{B}.md: skeptic quote on {B}: a placeholder, not a quote:" in check.out
+    assert "all good" not in check.out
+
+    fake.responder = synthetic
+    assert cli("refresh").code == 0 and cli("check").code == 0
+    draft = page(project, A, B)
+    text = draft.read_text()
+    builder = quote_line(text, B_NAME, "Builder")
+    assert "small enough" in builder
+    draft.write_text(text.replace(builder, builder.replace("small enough", "simple enough")))
+    make_contrarian(project, "builder")
+    fake.responder = all_ship_unless_contrarian
+    assert cli("refresh").code == 5
+    check = cli("check")
+    stale = cli("stale")
+    assert check.code == stale.code == 1, check.out
+    assert f"outputs/{A}-vs-{B}.md: line " in check.out
+    assert f": an unresolved conflict about builder quote on {B}: keep the text you want" in check.out
