@@ -48,13 +48,14 @@ def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
         except NeedsReask as exc:
             raise InputError(kept_path, "last_reply", f"cannot be used as it is: {'; '.join(exc.problems)}",
                              hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None
-        entry = {"verdict": reply.verdict, "quote": normalise_quote(reply.quote), "model": str(kept.get("model", "")),
-                 "provider": str(kept.get("provider", "")), "fallback": False, "accepted": True}
+        review = Review(*parse_section(name), reply.verdict, normalise_quote(reply.quote), str(kept.get("model", "")),
+                        str(kept.get("provider", "")), accepted=True)
+        entry = {"verdict": review.verdict, "quote": review.quote, "model": review.model, "provider": review.provider,
+                 "fallback": False, "accepted": True}
         # Under the key the draft recorded, and the key a refresh in this shell plans: the same unless the
         # environment changed since.
         entries[section.key] = entries[project.job(*parse_section(name)).key] = entry
-        reviews[name] = Review(*parse_section(name), reply.verdict, entry["quote"], entry["model"], entry["provider"],
-                               accepted=True)
+        reviews[name] = review
     cache = ReviewCache(project.settings.cache_dir)
     try:
         for key, entry in entries.items():

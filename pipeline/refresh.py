@@ -27,8 +27,16 @@ from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .stale import (DraftStatus, StaleSection, check, check_all, conflicts_in, disputes_of, recorded_environment,
-                    shown_verdicts)
+from .stale import (
+    DraftStatus,
+    StaleSection,
+    check,
+    check_all,
+    conflicts_in,
+    disputes_of,
+    recorded_environment,
+    shown_verdicts,
+)
 from .write import writable, write_atomic
 
 
