@@ -65,7 +65,7 @@ def test_refresh_workflow_triggers_caches_and_opens_one_pull_request() -> None:
     assert workflow["on"]["schedule"] and "workflow_dispatch" in workflow["on"]
     steps = workflow["jobs"]["refresh"]["steps"]
     uses = [step.get("uses", "") for step in steps]
-    assert any(u.startswith("actions/cache@") for u in uses)
+    assert any(u.startswith("actions/cache/restore@") for u in uses) and any(u.startswith("actions/cache/save@") for u in uses)
     refresh = next(step for step in steps if step.get("id") == "refresh")
     assert refresh["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
     assert "pipeline refresh --pr-body" in refresh["run"]
@@ -240,6 +240,30 @@ def test_a_scheduled_run_finds_the_default_branch_and_opens_the_pull_request(tmp
     assert f"`{DRAFT}`" in pr["body"] and f"tools/{B}.toml changed" in pr["body"]
     # The token that starts the pull request's checks: the checkout (so the push) and gh both use it.
     assert run.checkout["token"] == "github_pat_x" and set(run.gh_tokens) == {"github_pat_x"}
+
+
+def test_a_scheduled_run_whose_backend_fails_some_reviews_opens_the_pull_request_then_fails(
+        tmp_path: Path, origin: Origin, fake: FakeChatServer) -> None:
+    """Issue 22: one tool's reviews failing every attempt still gives a pull request with every other change and
+    the placeholders, and the job fails only after it (the cache is saved whatever happens: an always() step)."""
+    origin.commit("main", "Prices change for both tools", lambda tree: (set_entry(tree, A, "$1 / M tokens"),
+                                                                          set_entry(tree, B, "$0.10 / M tokens")))
+    fake.failing["Mistral 3 Small (24B)"] = 500
+    runner = refresh_runner(tmp_path, origin)
+    run = runner.run("schedule", SCHEDULE, "refs/heads/main", secrets=SECRETS,
+                     env={**ENDPOINT, "VERDICTS_TRANSPORT_ATTEMPTS": "2"})
+    record("schedule, the backend failing one tool's reviews", run)
+    assert [step.code for step in run.steps][-1] == 3, run.output
+    assert "The backend failed for some reviews" in run.steps[-1].out + run.steps[-1].err
+    assert calls(run) == [LIST_OPEN, create("main", "Refresh stale drafts (an editor must look)")]
+    assert run.pushes() == [f"push origin HEAD:refs/heads/{BRANCH}"]
+    page = origin.show(BRANCH, DRAFT)
+    assert "Entry is $1 / M tokens, which sets the bar." in page, "the other tool's quotes are refreshed"
+    assert page.count("**Missing ") == 4 and "No reply: the backend failed" in page
+    assert runner.pr is not None and "**Quotes not served**" in runner.pr["body"]
+    saves = [step for step in load("refresh-drafts.yml")["jobs"]["refresh"]["steps"]
+             if step.get("uses", "").startswith("actions/cache/save@")]
+    assert saves and saves[0].get("if") == "always()"
 
 
 def test_a_push_to_main_opens_the_pull_request_with_the_workflow_token(tmp_path: Path, origin: Origin) -> None:
