@@ -65,7 +65,8 @@ def test_refresh_workflow_triggers_caches_and_opens_one_pull_request() -> None:
     assert workflow["on"]["schedule"] and "workflow_dispatch" in workflow["on"]
     steps = workflow["jobs"]["refresh"]["steps"]
     uses = [step.get("uses", "") for step in steps]
-    assert any(u.startswith("actions/cache/restore@") for u in uses) and any(u.startswith("actions/cache/save@") for u in uses)
+    assert any(u.startswith("actions/cache/restore@") for u in uses)
+    assert any(u.startswith("actions/cache/save@") for u in uses)
     refresh = next(step for step in steps if step.get("id") == "refresh")
     assert refresh["env"]["HF_TOKEN"] == "${{ secrets.HF_TOKEN }}"
     assert "pipeline refresh --pr-body" in refresh["run"]
