@@ -53,9 +53,12 @@ class DraftChange:
     flags: dict[str, list[str]] = field(default_factory=dict)  # new quotes' claims the fact sheet does not support
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # approved texts taken: section -> (text, page)
     kept: dict[str, str] = field(default_factory=dict)  # regenerated the same: approved text stays, section -> page
+    placeholders: dict[str, str] = field(default_factory=dict)  # regenerated sections left missing, and why
     written: bool = False
 
     def outcome(self, section: str) -> str:
+        if section in self.placeholders:
+            return "**missing**: a placeholder, " + self.placeholders[section]
         if any(section in c.sections for c in self.conflicts):
             return "**conflict**: your text and the new generation are both in a marked block for you to settle"
         if section in self.kept:
@@ -208,7 +211,8 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     pinned = [name for name in record.pinned if name in theirs.spans]
     change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
                          released=[name for name in record.pinned if name not in theirs.spans],
-                         carried=dict(status.carried), kept={name: page for name, (_, page) in approved.items()})
+                         carried=dict(status.carried), kept={name: page for name, (_, page) in approved.items()},
+                         placeholders={name: new[name].missing for name in sorted(regenerated) if new[name].missing})
     change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
                         and theirs.section(s.section) == base.section(s.section)]
     merged, change.conflicts = merge(base, ours, theirs)

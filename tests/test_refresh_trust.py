@@ -152,7 +152,8 @@ def test_one_tool_failing_every_attempt_does_not_sink_the_rest_of_a_refresh(fake
         assert "Traceback" not in text
     pr = body.read_text()
     assert "**Quotes not served**" in pr and "- builder quote on mistral-4b-edge:" in pr
-    assert "builder quote on mistral-4b-edge" in run.out
+    assert "builder quote on mistral-4b-edge: personas/builder.toml changed: missing: a placeholder, the backend " \
+        "failed: builder review of mistral-4b-edge: HTTP 500" in run.out
     # The replies that came back are paid for and kept: a second refresh, with C served again, asks only for C.
     del fake.failing["Mistral 4B Edge"]
     before = len(fake.history)
