@@ -14,7 +14,8 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, Outcome, clip, printable, redact
+from .errors import InputError, Outcome, clip, printable
+from .secret import redact
 from .settings import settings_for
 
 
