@@ -14,8 +14,9 @@ each section was made from. Later, when inputs change::
     provenance + project ─> stale (which sections, and why) ─> refresh: session for the stale quotes,
     merge (three-way: last generated, the editor's file, new page) ─> write page, then provenance
 
-The ground floor, imported by every stage and importing nothing above it: ``errors`` (every error we raise on
-purpose, the exit statuses), ``settings`` (flags > environment > pyproject.toml > defaults), ``load`` (the editor's data
+The ground floor, imported by every stage and importing nothing above it: ``secret`` (what is secret; URLs as
+shown and recorded; redacting messages, scrubbing replies), ``errors`` (every error we raise on purpose, the exit
+statuses), ``settings`` (flags > environment > pyproject.toml > defaults), ``load`` (the editor's data
 files) and ``review`` (Target, Job, Review, the reply format, section ids). ``limiter`` learns how many requests
 each target takes at once; ``digests`` remembers what ``stale`` needs of unchanged drafts. ``costs`` prices what is
 sent and counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support;

@@ -18,6 +18,7 @@ from typing import NoReturn
 
 from . import __version__
 from .errors import CLOSED_PIPE, FAILED, INTERRUPTED, Outcome, VerdictsError, printable
+from .secret import redact
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     outcome: Outcome = module.command(root, args)
     if outcome.lines:
         try:
-            print("\n".join(outcome.lines))
+            print(redact("\n".join(outcome.lines)))  # the run report goes to public CI logs too
             sys.stdout.flush()  # now, not at exit, so that a closed pipe is handled here
         except BrokenPipeError:
             _silence()  # the command finished: its status stands (stale's 1 still means "stale drafts found")

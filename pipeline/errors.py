@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import difflib
-import json
-import os
 import re
 import types
 import typing
@@ -12,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .secret import redact
 
 if TYPE_CHECKING:  # pydantic is heavy to import; a command that never validates does not pay for it
     from pydantic import BaseModel, ValidationError
@@ -42,54 +42,6 @@ class Outcome:
 def plural(count: int, noun: str, nouns: str = "") -> str:
     """``1 request``, ``2 requests``: a count with its noun (``nouns`` where adding an s is wrong)."""
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
-
-
-SECRET_VARIABLES = ("HF_TOKEN", "VERDICTS_API_KEY")
-# A cut (a message clipped to a length) can end inside a secret: a prefix this long or longer is redacted too.
-SECRET_PREFIX = 8
-
-
-def _forms(value: str) -> list[str]:
-    """The ways a secret can be written in a message or a log line: as is, JSON-escaped (the run log), repr-escaped."""
-    forms = [value, json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1], repr(value)[1:-1]]
-    return sorted(set(forms), key=len, reverse=True)
-
-
-def redact(text: str) -> str:
-    """Belt and braces: no secret's value leaves the process in a message or a log line, whole, escaped, or cut
-    short by a length limit (any prefix of SECRET_PREFIX characters or more)."""
-    for name in SECRET_VARIABLES:
-        value = os.environ.get(name, "")
-        if len(value) < 4:
-            continue
-        forms = _forms(value)
-        for form in forms:
-            text = text.replace(form, f"<{name}>")
-        text = _redact_prefixes(text, [form for form in forms if len(form) > SECRET_PREFIX], f"<{name}>")
-    return text
-
-
-def _redact_prefixes(text: str, secrets: list[str], label: str) -> str:
-    """Replace every run of text that is a prefix of one of ``secrets`` (the forms of one secret) at least
-    SECRET_PREFIX characters long, the longest such run where the forms overlap."""
-    heads = {secret[:SECRET_PREFIX] for secret in secrets}
-    if not secrets or not any(head in text for head in heads):
-        return text
-    out, start, at = [], 0, 0
-    while at <= len(text) - SECRET_PREFIX:
-        end = at
-        for secret in secrets:
-            if text.startswith(secret[:SECRET_PREFIX], at):
-                stop = at + SECRET_PREFIX
-                while stop < len(text) and stop - at < len(secret) and text[stop] == secret[stop - at]:
-                    stop += 1
-                end = max(end, stop)
-        if end > at:
-            out += [text[start:at], label]
-            start = at = end
-        else:
-            at += 1
-    return "".join(out) + text[start:]
 
 
 # Control characters that a terminal acts on (ESC starts colour, cursor and title sequences; C1 0x9b is CSI) and

@@ -7,6 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from .cache import ReviewCache
@@ -19,6 +20,7 @@ from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe, status_of
 from .review import Backend, Completion, Job, Message, Review, Target
 from .runlog import RunLog
+from .secret import scrub
 from .settings import Settings
 from .validate import NeedsReask, quote_problems, validate_reply
 from .write import write_atomic
@@ -46,6 +48,12 @@ def _is_down(exc: TransportError) -> bool:
     """The target itself is failing (still failing after retries, or it does not serve the model), so other
     reviews should not wait on it. A 400 or 422 may be about this one prompt: only this review moves on."""
     return exc.status is None or exc.status == 404 or exc.status in RETRIED_STATUSES or exc.status >= 500
+
+
+def scrubbed(completion: Completion) -> Completion:
+    """A reply with every secret taken out, as it arrives: a server or a model may echo a key it was sent, and
+    from here the text goes to validation, re-asks, the run log, the cache, failed/ and the page."""
+    return completion if completion.text is None else replace(completion, text=scrub(completion.text))
 
 
 class Stopped(Exception):
@@ -278,7 +286,7 @@ class Reviewer:
                 sent += 1
                 self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
                 try:
-                    completion = self.backend.complete(target, messages)
+                    completion = scrubbed(self.backend.complete(target, messages))
                 except BaseException as exc:
                     slot.status = status_of(exc)
                     raise

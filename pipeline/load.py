@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from .errors import InputError, clip, explain_all
+from .secret import secret_in
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]*")
 
@@ -204,8 +205,9 @@ def _curly_quotes(text: str, error: str) -> str:
 
 def _validated(model: type[BaseModel], path: Path, data: dict[str, Any],
                problems: list[tuple[str | None, str]] | None = None, allowed: list[str] | None = None) -> Any:
-    """``data`` as ``model``, or one InputError with every problem of the file: pydantic's, then ``problems``."""
-    problems = list(problems or [])
+    """``data`` as ``model``, or one InputError with every problem of the file: pydantic's, then ``problems``,
+    then each field holding a secret (it would reach the prompt, the page and the sidecar)."""
+    problems = list(problems or []) + _secrets(data)
     try:
         valid = model.model_validate(data)
     except ValidationError as exc:
@@ -213,6 +215,17 @@ def _validated(model: type[BaseModel], path: Path, data: dict[str, Any],
     if problems:
         raise InputError.every(path, problems)
     return valid
+
+
+def _secrets(value: Any, field: str = "") -> list[tuple[str | None, str]]:
+    """(field, problem) for every string in ``value`` (a TOML table, at any depth) that holds a secret."""
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _secrets(item, f"{field}.{key}" if field else key)]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in _secrets(item, f"{field}.{index}")]
+    what = secret_in(value) if isinstance(value, str) else None
+    return [(field or None, f"holds {what}; remove it: this text goes into the prompt, the page and its sidecar")] \
+        if what else []
 
 
 def name_max(directory: Path) -> int:

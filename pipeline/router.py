@@ -25,6 +25,7 @@ from .costs import Price
 from .errors import clip
 from .retry import get_within
 from .review import Target
+from .secret import scrub
 from .settings import POLICIES, Settings, public_url
 from .write import write_atomic
 
@@ -194,7 +195,7 @@ def _fetch(url: str, token: str) -> Any:
     response = get_within(f"{url}/v1/models", {"Authorization": f"Bearer {token}"} if token else {}, FETCH_TIMEOUT)
     if response.status_code != 200:
         raise ValueError(f"HTTP {response.status_code} from {url}/v1/models")
-    return response.json()
+    return json.loads(scrub(response.text))  # a copy is kept in the cache: nothing the router echoes of the token
 
 
 _read: dict[tuple[str, str], Catalogue | None] = {}  # one read per process, per cache file and router

@@ -18,7 +18,8 @@ from typing import Any
 
 from filelock import FileLock
 
-from .errors import InputError, Outcome, clip, printable, redact
+from .errors import InputError, Outcome, clip, printable
+from .secret import redact
 from .settings import settings_for
 from .write import write_atomic
 

@@ -4,7 +4,6 @@ in pyproject.toml > the defaults below."""
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import InputError, explain
+from .secret import public_url
 
 BackendName = Literal["endpoint", "hf", "local"]
 # How an endpoint is asked for the reply schema (pipeline/dialects.py); auto: detected once per server and run.
@@ -68,12 +68,6 @@ def choose_backend(settings: Settings, env: Mapping[str, str] | None = None) -> 
     if settings.backend is not None:
         return settings.backend
     return "endpoint" if settings.base_url else "hf" if env.get("HF_TOKEN") else "local"
-
-
-def public_url(url: str) -> str:
-    """``url`` without user or password (``http://user:KEY@host/v1`` -> ``http://host/v1``), with or without a
-    scheme, and without a trailing slash: the form that may be printed, logged, recorded and put in a cache key."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)?[^/?#]*@", r"\1", url.strip()).rstrip("/")
 
 
 def server_of(settings: Settings, backend: str) -> str:

@@ -124,6 +124,18 @@ def attentive(request: dict[str, Any]) -> str:
     return json.dumps(reply)
 
 
+def echoing_key(content: str, authorization: str) -> str:
+    """``content`` with the key the request was sent with (its Authorization header) at the end of the quote, as a
+    server or a model that echoes what it was given would write it."""
+    key = authorization.removeprefix("Bearer ")
+    try:
+        reply = json.loads(content)
+        reply["quote"] += f" (It was asked with the key {key}.)"
+        return json.dumps(reply)
+    except (ValueError, KeyError, TypeError):
+        return f"{content} {key}"
+
+
 def offbeat(request: dict[str, Any]) -> str:
     return json.dumps({"verdict": "ship", "quote": OFFBEAT.format(name=lens_and_tool(request)[1])})
 
@@ -200,6 +212,7 @@ class FakeChatServer:
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.failing: dict[str, int] = {}  # tool name -> the status every request about that tool gets
         self.history: list[dict[str, Any]] = []
+        self.echo_key = False  # every answer from ``responder`` repeats the request's key (see ``echoing_key``)
         # GET /v1/models: the model list, as the router documents it ([{"id": ..., "providers": [...]}]) or as an
         # endpoint's server gives it ([{"id": ..., "owned_by": ...}]), served as {"object": "list", "data": ...};
         # None answers 404 (at once, whole). GET requests are recorded in ``gets`` (path and headers), apart from
@@ -270,17 +283,18 @@ class FakeChatServer:
                 with fake._lock:
                     fake.gets.append({"path": self.path, "headers": dict(self.headers)})
                 models = fake.models
-                if models is None or not self.path.startswith("/v1/models"):
+                path = self.path.split("?", 1)[0]  # a key may ride in the query string
+                if models is None or not path.startswith("/v1/models"):
                     body = b'{"error": "not found"}'
                     self.send_response(404)
                     self.send_header("content-type", "application/json")
                     self.send_header("content-length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
-                elif self.path.rstrip("/") == "/v1/models":
+                elif path.rstrip("/") == "/v1/models":
                     self._send(200, json.dumps({"object": "list", "data": models}).encode(), {})
                 else:
-                    wanted = self.path.removeprefix("/v1/models/")
+                    wanted = path.removeprefix("/v1/models/")
                     model = next((m for m in models if m.get("id") == wanted), None)
                     self._send(200 if model else 404, json.dumps(model or {"error": "not found"}).encode(), {})
 
@@ -350,10 +364,12 @@ class FakeChatServer:
                 scripted = fake._next()
                 extra = fake.lens_delay.get(lens_and_tool(request)[0], 0.0)
                 fake._stopping.wait(fake.delay + extra + (scripted.delay if scripted else 0.0))
-                if not self.path.endswith("/chat/completions"):
+                if not self.path.split("?", 1)[0].endswith("/chat/completions"):
                     self._send(404, b'{"error": "not found"}', {})
                 elif scripted is None:
                     content = fake.responder(request)
+                    if fake.echo_key:
+                        content = echoing_key(content, self.headers.get("authorization", ""))
                     self._send(200, completion_body(request.get("model", "fake"), content, usage=fake.usage), {})
                 elif scripted.raw is not None or scripted.status != 200:
                     body = scripted.raw if scripted.raw is not None else json.dumps(
@@ -404,9 +420,13 @@ def main() -> None:
                         "  reference  the published quote of the reference pages (only their tools; a lens they\n"
                         "             lack gets the synthetic quote)\n"
                         "  offbeat    a fluent quote that hits no beat: re-asked until the draft gives up (exit 4)")
+    parser.add_argument("--echo-key", action="store_true",
+                        help="every quote ends by repeating the key the request was sent with")
     args = parser.parse_args()
     responder = {"synthetic": synthetic, "attentive": attentive, "offbeat": offbeat}.get(args.mode) or reference()
-    server = FakeChatServer(responder, delay=args.delay, port=args.port).start()
+    server = FakeChatServer(responder, delay=args.delay, port=args.port)
+    server.echo_key = args.echo_key
+    server.start()
     print(f"fake chat-completions server on {server.base_url} ({args.mode}), Ctrl-C to stop", flush=True)
     try:
         while True:

@@ -91,7 +91,7 @@ def test_local_addresses(host: str, local: bool) -> None:
 
 @pytest.mark.parametrize(("url", "shown"), [
     ("http://user:KEY@127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
-    ("https://:KEY@host/v1?x=1", "https://host/v1?x=1"),
+    ("https://:KEY@host/v1?api_key=KEY2", "https://host/v1?api_key=***"),
     ("http://us@er:p@ss@host/v1", "http://host/v1"),
     ("user:KEY@host:8080/v1", "host:8080/v1"),
     ("http://127.0.0.1:8080/v1", "http://127.0.0.1:8080/v1"),
