@@ -37,7 +37,10 @@ from .stale import (
     recorded_environment,
     shown_verdicts,
 )
-from .write import writable, write_atomic
+from .write import ChangedSinceRead, Seen, writable, write_atomic
+
+# An editor's save that lands while a draft is being written is merged again, up to this many times.
+SAVES_WAITED = 3
 
 
 @dataclass
@@ -189,47 +192,17 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
                 reviews[name] = replace(reviews[name], quote=text)
             elif text and old.approved and name in base.spans:  # the merge sees the carried text as an edit
                 base = base.replaced(name, old.approved, old.quote)
-    with status.path.open(encoding="utf-8", newline="") as handle:
-        raw = handle.read()
-    # An editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits. A few CRLF lines
-    # in an LF file do not turn the whole file into CRLF.
-    crlf = raw.count("\r\n") * 2 > raw.count("\n")
-    text = raw.replace("\r\n", "\n")
-    ours = text.split("\n")
     community = project.community(*record.tools)
-
-    def generated(verdicts: dict[str, str], base: Page = base, pinned: list[str] = record.pinned) -> Page:
-        return assemble(project.root, project.personas, status.tools, reviews, community, verdicts).keep(base, pinned)
-
-    # The verdicts an editor changed by hand stay; regenerated quotes bring their own.
-    verdicts = {name: verdict for name, verdict in shown_verdicts(record, ours).items()
-                if name not in regenerated or name not in record.sections or verdict != record.sections[name].verdict}
-    theirs = generated(verdicts)
-    reordered = in_order(base, ours, lens_order(theirs))  # personas swapped places: rows move, edits stay put
-    if reordered is not None:
-        base, ours = reordered
-    pinned = [name for name in record.pinned if name in theirs.spans]
-    change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
-                         released=[name for name in record.pinned if name not in theirs.spans],
-                         carried=dict(status.carried), kept={name: page for name, (_, page) in approved.items()},
-                         placeholders={name: new[name].missing for name in sorted(regenerated) if new[name].missing})
-    change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
-                        and theirs.section(s.section) == base.section(s.section)]
-    merged, change.conflicts = merge(base, ours, theirs)
-    # Panel ship follows the verdicts on the page as merged, which is what ``stale`` will read: should the merge
-    # show other verdicts than the cards were counted from (a verdict line merged from either side), count again.
-    for _ in range(len(theirs.spans)):
-        shown = page_verdicts(theirs, merged) if merged != theirs.lines else {}
-        counted = {name: verdicts.get(name, review.verdict) for name, review in reviews.items()}
-        if all(counted.get(name) == verdict for name, verdict in shown.items()):
+    for _ in range(SAVES_WAITED):
+        change, theirs, pinned, written = _merge_into(project, status, reviews, base, regenerated, community)
+        if written is not None:
             break
-        verdicts = {**verdicts, **shown}
-        theirs = generated(verdicts)
-        merged, change.conflicts = merge(base, ours, theirs)
-    result = "\n".join(merged)
-    if result != text:
-        write_atomic(status.path, result.replace("\n", "\r\n") if crlf else result)
-        change.written = True
+    else:  # the editor keeps saving: their file stays as they left it, and the sidecar as it was
+        return DraftChange(status.path, status.stale, broken=f"changed on disk {SAVES_WAITED} times while refresh "
+                           "was writing it: your file is as you saved it; run refresh again when you are done")
+    change.written = written
+    change.kept = {name: page for name, (_, page) in approved.items()}
+    change.placeholders = {name: new[name].missing for name in sorted(regenerated) if new[name].missing}
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
     # editor's and the regeneration as identical, so nothing is lost or doubled.
     # Quotes not regenerated keep what they were made from, the environment included.
@@ -245,6 +218,58 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     change.flags = {name: record.sections[name].flags for name in sorted(regenerated)
                     if name in record.sections and record.sections[name].flags}
     return change
+
+
+def _merge_into(project: Project, status: DraftStatus, reviews: dict[str, Review], base: Page,
+                regenerated: set[str], community: dict[str, str]) -> tuple[DraftChange, Page, list[str], bool | None]:
+    """Read the draft, merge the page generated now into it and write it back: the change, the page generated, the
+    pins that stand, and whether the draft was rewritten (None: an editor saved it after we read it, so nothing
+    was written and the merge must be made again from their new file)."""
+    record = status.record
+    assert record is not None
+    seen, data = Seen.read(status.path)
+    raw = data.decode("utf-8")  # a draft that is not UTF-8 was reported by the check, and not refreshed
+    # An editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits. A few CRLF lines
+    # in an LF file do not turn the whole file into CRLF.
+    crlf = raw.count("\r\n") * 2 > raw.count("\n")
+    text = raw.replace("\r\n", "\n")
+    ours = text.split("\n")
+
+    def generated(verdicts: dict[str, str], base: Page = base, pinned: list[str] = record.pinned) -> Page:
+        return assemble(project.root, project.personas, status.tools, reviews, community, verdicts).keep(base, pinned)
+
+    # The verdicts an editor changed by hand stay; regenerated quotes bring their own.
+    verdicts = {name: verdict for name, verdict in shown_verdicts(record, ours).items()
+                if name not in regenerated or name not in record.sections or verdict != record.sections[name].verdict}
+    theirs = generated(verdicts)
+    reordered = in_order(base, ours, lens_order(theirs))  # personas swapped places: rows move, edits stay put
+    if reordered is not None:
+        base, ours = reordered
+    pinned = [name for name in record.pinned if name in theirs.spans]
+    change = DraftChange(status.path, status.stale, edited_sections(base, ours), pinned=pinned,
+                         released=[name for name in record.pinned if name not in theirs.spans],
+                         carried=dict(status.carried))
+    change.unchanged = [s.section for s in status.stale if s.section in theirs.spans and s.section in base.spans
+                        and theirs.section(s.section) == base.section(s.section)]
+    merged, change.conflicts = merge(base, ours, theirs)
+    # Panel ship follows the verdicts on the page as merged, which is what ``stale`` will read: should the merge
+    # show other verdicts than the cards were counted from (a verdict line merged from either side), count again.
+    for _ in range(len(theirs.spans)):
+        shown = page_verdicts(theirs, merged) if merged != theirs.lines else {}
+        counted = {name: verdicts.get(name, review.verdict) for name, review in reviews.items()}
+        if all(counted.get(name) == verdict for name, verdict in shown.items()):
+            break
+        verdicts = {**verdicts, **shown}
+        theirs = generated(verdicts)
+        merged, change.conflicts = merge(base, ours, theirs)
+    result = "\n".join(merged)
+    if result == text:
+        return change, theirs, pinned, False
+    try:
+        write_atomic(status.path, result.replace("\n", "\r\n") if crlf else result, unchanged=seen)
+    except ChangedSinceRead:
+        return change, theirs, pinned, None
+    return change, theirs, pinned, True
 
 
 def place(project: Project, path: Path, reviews: dict[str, Review]) -> bool:
