@@ -13,12 +13,12 @@ from .assemble import assemble
 from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, NotServed, Outcome, plural
 from .project import Project, shown
-from .provenance import Record, build_record, read_record, write_record
+from .provenance import Record, build_record, read_record, sidecar_path, write_record
 from .render import reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
-from .write import writable, write_atomic
+from .write import can_write, writable, write_atomic
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,8 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     if path.exists() and not writable(path):
         raise InputError(path, None, "read-only: the draft would not be replaced", hint="Make it writable, or "
                          "leave it: nothing was sent.")
+    can_write(path, "the draft")  # every place the run writes, before anything is paid for
+    can_write(sidecar_path(path), "the draft's provenance sidecar")
     name = f"{slug_a}-vs-{slug_b}"
     reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
                           f"{slug_a} vs {slug_b}", while_waiting=_for_the_page)

@@ -32,7 +32,7 @@ from .provenance import Record, read_record, sidecar_path
 from .render import render
 from .review import CARD, FRAME, parse_section, section_id
 from .settings import settings_for
-from .write import write_atomic
+from .write import not_editorial, write_atomic
 
 
 def _image_as_text(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -493,6 +493,7 @@ def preview(root: Path, draft: Path) -> str:
 def command(root: Path, args: Namespace) -> Outcome:
     settings = settings_for(root, args)
     path = Project(root, settings).find_draft(args.draft)
-    out = (root / args.out if args.out else settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
+    out = not_editorial(root, root / args.out, "--out") if args.out else \
+        (settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
     write_atomic(out, preview(root, path))
     return Outcome([f"Wrote {out} (open file://{out})"])

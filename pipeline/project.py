@@ -26,6 +26,7 @@ from .provenance import DraftFile, Inputs, Record, votes_file
 from .render import review_messages
 from .review import Job, Target, section_id
 from .settings import Settings, choose_backend, environment_choices, load_settings, server_of
+from .write import clean_temporaries
 
 
 def targets_for(backend: str, settings: Settings, persona: Persona) -> tuple[Target, ...]:
@@ -118,6 +119,7 @@ class Project:
         path = self.root / ".cache" / "verdicts.lock"  # .cache/ is git-ignored; the lock is the project's
         path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(path):
+            clean_temporaries(self.outputs)  # what a killed write left: no write of ours is under way there now
             yield
 
     @cached_property

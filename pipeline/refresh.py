@@ -22,7 +22,7 @@ from .facts import unsupported_claims
 from .library import Dispute, Library, draft_lines
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
-from .provenance import Record, build_record, write_record
+from .provenance import Record, build_record, sidecar_path, write_record
 from .report import facts_to_check, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
@@ -37,7 +37,7 @@ from .stale import (
     recorded_environment,
     shown_verdicts,
 )
-from .write import ChangedSinceRead, Seen, writable, write_atomic
+from .write import ChangedSinceRead, Seen, can_write, not_editorial, writable, write_atomic
 
 # An editor's save that lands while a draft is being written is merged again, up to this many times.
 SAVES_WAITED = 3
@@ -121,8 +121,8 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
         if status.record is None and status.stale:  # fresh drafts are not read in full (stale.Fresh)
             status.broken = ("no provenance record, so hand edits cannot be told from generated text; regenerate "
                              "it with `python -m pipeline draft A B --force` (keep a copy of your edits)")
-        elif not writable(status.path):
-            status.broken = "read-only: make the file and its folder writable to refresh it"
+        elif not all(writable(path) for path in (status.path, sidecar_path(status.path)) if path.exists()):
+            status.broken = "read-only: make the file, its sidecar and their folder writable to refresh it"
     todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
     stats, new, missing, prices = Stats(), {}, [], []
@@ -386,8 +386,11 @@ def command(root: Path, args: Namespace) -> Outcome:
     settings = settings_for(root, args)
     project = Project(root, settings)
     paths = [project.find_draft(d) for d in args.drafts]
+    body = not_editorial(root, root / args.pr_body, "--pr-body") if args.pr_body else None  # relative to the project
+    if body is not None:
+        can_write(body, "the pull request body")
     result = refresh(root, settings, drafts=paths or None, use_cache=not args.no_cache)
-    if args.pr_body:
-        write_atomic((root / args.pr_body).resolve(), pr_body(result, project))  # relative to the project
+    if body is not None:
+        write_atomic(body, pr_body(result, project))
     return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings, result.prices),
                    result.exit_code)

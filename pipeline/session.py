@@ -22,6 +22,7 @@ from .review import Job, Review, parse_section
 from .router import Consulted, consult
 from .runlog import RunLog
 from .validate import quote_problems
+from .write import can_write
 
 
 class ReviewSession:
@@ -81,6 +82,9 @@ class ReviewSession:
         ``while_waiting`` runs once requests are in flight (imports only the page needs, say)."""
         cache = ReviewCache(self.settings.cache_dir)
         try:
+            if jobs:  # where an invalid reply would be kept: found unusable now, not after paying for it
+                can_write(self.settings.cache_dir / "failed" / f"{jobs[0].slug}--{jobs[0].persona.lens}.json",
+                          "a reply that stays invalid")
             reused = self.from_outputs(cache, jobs)
             jobs_left = [job for job in jobs if job.key not in reused]
             if not jobs_left:

@@ -75,6 +75,22 @@ def can_write(path: Path, what: str) -> None:
                          hint="Make the folder writable: nothing was sent.")
 
 
+EDITORIAL = ("tools", "personas", "prompts", "pyproject.toml")  # the editors' files and the project's settings
+DRAFT_FILES = (".md", ".provenance.json", ".votes.toml")  # under outputs/: a draft, its sidecar, its votes
+
+
+def not_editorial(root: Path, path: Path, flag: str) -> Path:
+    """``path`` resolved, when an output flag may write there: never over a fact sheet, a persona, a template, the
+    settings, a draft or its sidecar (an HTML preview or a pull request body in their place loses an editor's
+    work). One error naming the flag, before anything is sent."""
+    resolved, root = path.resolve(), root.resolve()
+    inside = resolved.relative_to(root).parts if resolved.is_relative_to(root) else ()
+    if (inside and inside[0] in EDITORIAL) or (inside[:1] == ("outputs",) and resolved.name.endswith(DRAFT_FILES)):
+        raise InputError("command line", flag, f"{path} is an editorial file ({'/'.join(inside)}); it is never "
+                         "written over", hint="Write it elsewhere, e.g. under .cache/ or your temporary directory.")
+    return resolved
+
+
 def write_atomic(path: Path, text: str, unchanged: Seen | None = None) -> None:
     """Replace ``path`` with ``text`` at once. With ``unchanged`` (the file as it was read), the file is looked at
     again just before the replace, and ChangedSinceRead is raised, the file untouched, when it differs."""

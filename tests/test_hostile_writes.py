@@ -86,3 +86,80 @@ def test_an_editor_saving_through_every_attempt_keeps_their_file(fake: FakeChatS
     assert "The editor's note, save 3." in text and "$0.40" not in text, "the file is the editor's last save"
     assert sidecar.read_text() == sidecar_before, "the record still describes the page as last generated"
     assert not list(draft.parent.glob(".*verdicts-tmp")), "no temporary is left"
+
+
+@pytest.mark.parametrize("target", ["tools/mistral-3-small.toml", "personas/skeptic.toml", "prompts/page.md.j2",
+                                    "pyproject.toml", f"outputs/{A}-vs-{B}.md",
+                                    f"outputs/{A}-vs-{B}.provenance.json"])
+def test_output_flags_never_write_over_editorial_files(fake: FakeChatServer, cli, project: Path,
+                                                       target: str) -> None:
+    assert cli("draft", A, B).code == 0
+    set_entry(project, B, "$0.50 / M tokens")  # so a refresh would send requests
+    before = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()
+              and ".cache" not in path.parts}
+    sent = len(fake.history)
+    for run in (cli("preview", f"{A}-vs-{B}", "--out", target), cli("refresh", "--pr-body", target)):
+        assert run.code == 2, run.out + run.err
+        assert f"{target} is an editorial file" in run.err and "never written over" in run.err
+        assert run.err.count("error:") == 1 and "Traceback" not in run.err
+    assert len(fake.history) == sent, "the refresh sent nothing"
+    assert {path: path.read_bytes() for path in before} == before, "nothing was written over"
+    assert cli("preview", f"{A}-vs-{B}", "--out", "preview.html").code == 0, "elsewhere is fine"
+
+
+def test_a_new_draft_into_a_read_only_outputs_folder_is_refused_before_any_request(fake: FakeChatServer, cli,
+                                                                                   project: Path) -> None:
+    outputs = project / "outputs"
+    outputs.mkdir()
+    outputs.chmod(0o555)
+    try:
+        run = cli("draft", A, B)
+    finally:
+        outputs.chmod(0o755)
+    assert run.code == 2 and f"{outputs}: read-only folder" in run.err, run.err
+    assert fake.history == [] and not list(outputs.iterdir())
+
+
+def test_a_cache_whose_failed_folder_is_a_file_is_refused_before_any_request(fake: FakeChatServer, cli,
+                                                                             project: Path) -> None:
+    cache = Path(os.environ["VERDICTS_CACHE_DIR"])
+    cache.mkdir(parents=True)
+    (cache / "failed").write_text("not a folder")
+    run = cli("draft", A, B)
+    assert run.code == 2 and f"{cache / 'failed'}: is a file, not a folder" in run.err, run.err
+    assert fake.history == [] and not (project / "outputs").exists()
+    set_entry(project, B, "$0.60 / M tokens")
+    (cache / "failed").unlink()
+    assert cli("draft", A, B).code == 0
+    (cache / "failed").mkdir(exist_ok=True)
+    (cache / "failed").rmdir()
+    (cache / "failed").write_text("not a folder")
+    set_entry(project, B, "$0.70 / M tokens")
+    sent = len(fake.history)
+    run = cli("refresh")
+    assert run.code == 2 and "is a file, not a folder" in run.err and len(fake.history) == sent
+
+
+def test_a_killed_write_leaves_nothing_git_would_commit_and_the_next_run_cleans_it(fake: FakeChatServer, cli,
+                                                                                   project: Path,
+                                                                                   when_writing) -> None:
+    named: list[str] = []
+    draft = page(project, A, B)
+    when_writing(draft, lambda: None)
+    _on_temporary.insert(0, named.append)  # the temporary a draft writes through, as it names it
+    assert cli("draft", A, B).code == 0
+    temporary = Path(named[0])
+    assert temporary.parent == draft.parent and not temporary.exists()
+    # What a `kill -9` between the write and the rename leaves: git, with the project's .gitignore, ignores it.
+    ignored = subprocess.run(["git", "-C", str(ROOT), "check-ignore", "--no-index", "-q",
+                              f"outputs/{temporary.name}"])
+    assert ignored.returncode == 0, f"{temporary.name} would be committed by `git add outputs`"
+    temporary.write_text("half a page")
+    old = time.time() - 3600
+    os.utime(temporary, (old, old))
+    fresh = draft.parent / f".{draft.name}.fresh{''.join('x' for _ in range(3))}.verdicts-tmp"
+    fresh.write_text("a write under way elsewhere")
+    set_entry(project, B, "$0.80 / M tokens")
+    assert cli("refresh").code == 0
+    assert not temporary.exists(), "a stale temporary is removed by the next run"
+    assert fresh.exists(), "one that may belong to a write under way is left"
