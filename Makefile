@@ -14,9 +14,16 @@ export HF_HUB_DISABLE_TELEMETRY ?= 1
 install: $(VENV)/.installed
 	@$(PY) -m compileall -q pipeline >/dev/null || true
 
+# llama.cpp is compiled for a portable x86-64 (AVX2), not for this CPU (-march=native): on a CPU with AMX (recent
+# Xeons, as some CI machines have) the native build's AMX kernels crash the process (a segfault in
+# ggml_backend_amx_mul_mat). Built without pip's wheel cache, so a native wheel cached earlier is never reused.
+LLAMA := $(shell grep -o '"llama-cpp-python==[^"]*"' pyproject.toml | head -1 | tr -d '"')
+LLAMA_CMAKE_ARGS ?= $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON)
+
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir '$(LLAMA)'
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
