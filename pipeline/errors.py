@@ -306,6 +306,13 @@ class OverBudget(VerdictsError):
     exit_code = OVER_BUDGET
 
 
+class UnknownPrice(VerdictsError):
+    """A budget is set and a target has no known price: the run would spend an amount no one can check. Nothing
+    was sent (unless the editor allows unknown prices)."""
+
+    exit_code = BAD_INPUT
+
+
 class ProviderNotServing(VerdictsError):
     """A lens is pinned to a provider the router does not list for its model: refused before anything is sent."""
 

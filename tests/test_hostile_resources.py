@@ -1,0 +1,90 @@
+"""Hostile input, round two (issue 23, items 3, 7 and 8): what a run spends, held when the input lies about it.
+
+Money: a price that is NaN, infinite or negative (in pyproject.toml or the router's list), or a provider with no
+price under ``auto``, never lets a budget run unchecked. Memory: a reply body that never ends is cut off at
+MAX_REPLY. Disk: a full, size-limited or read-only disk under the cache is said as such, never called damage.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import no_page
+from tests.fakeserver import FakeChatServer
+from tests.test_router import CATALOGUE, MODEL, entry, errors, fake_router  # noqa: F401 (a fixture)
+
+A, B = "hf-inference-providers", "mistral-3-small"
+
+
+def set_price(project: Path, line: str) -> None:
+    pyproject = project / "pyproject.toml"
+    text = pyproject.read_text()
+    assert "[tool.verdicts.prices]\n" in text
+    pyproject.write_text(text.replace("[tool.verdicts.prices]\n", f"[tool.verdicts.prices]\n{line}\n"))
+
+
+# Money.
+
+@pytest.mark.parametrize("price", ["nan", "-0.56", "inf"])
+def test_a_price_table_entry_that_is_not_a_finite_number_is_refused(price: str, fake: FakeChatServer, cli,
+                                                                   project: Path) -> None:
+    set_price(project, f'"{MODEL}" = [{price}, 0.40]')
+    run = cli("draft", A, B, "--max-cost", "1")
+    assert run.code == 2, run.err
+    (error,) = errors(run.err)
+    assert str(project / "pyproject.toml") in error and f'"{MODEL}"' in error and "input price" in error, error
+    assert "not a finite number >= 0" in error and "Traceback" not in run.err
+    assert fake.history == [] and no_page(project), "nothing sent, nothing written"
+
+
+def test_a_router_price_that_is_not_a_finite_number_is_no_price(fake_router, cli, project: Path,  # noqa: F811
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    models = copy.deepcopy(CATALOGUE)
+    models[0]["providers"][0] = entry("novita", price=(float("nan"), 0.40))  # served as NaN, as JSON from Python is
+    fake_router.models = models
+    monkeypatch.setenv("VERDICTS_PROVIDER", "novita")
+    run = cli("draft", A, B, "--max-cost", "1")
+    assert run.code == 2, run.err
+    (error,) = errors(run.err)
+    assert f"no price for {MODEL}:novita (novita gives a price that is not a finite number >= 0 (input nan, " \
+           "output 0.4), taken as no price)" in error, error
+    assert "--allow-unknown-prices" in run.err and "$nan" not in run.err
+    assert fake_router.history == [] and no_page(project), "nothing sent, nothing written"
+    shown = cli("providers", "--json")
+    rows = {row["provider"]: row for row in json.loads(shown.out)["models"][0]["providers"]}
+    assert rows["novita"]["input_usd_per_million"] is None and "NaN" not in shown.out
+
+
+def test_under_auto_a_live_provider_without_a_price_leaves_the_budget_unknown(fake_router, cli,  # noqa: F811
+                                                                              project: Path) -> None:
+    # together is the dearest live provider with a price; featherless-ai is live too and gives none: the router may
+    # pick it, so no upper bound is known.
+    run = cli("draft", A, B, "--max-cost", "5")
+    assert run.code == 2, run.err
+    (error,) = errors(run.err)
+    assert f"no price for {MODEL}:auto (live provider featherless-ai gives no price: auto may pick it, so the " \
+           "upper bound is unknown)" in error, error
+    assert fake_router.history == [] and no_page(project)
+    # The editor's say-so: the run goes ahead, and says the budget holds only what has a price.
+    run = cli("draft", A, B, "--max-cost", "5", "--allow-unknown-prices")
+    assert run.code == 0, run.err
+    assert "warning: the budget of $5.0000 counts only the requests that have a price" in run.err
+    assert len(fake_router.history) == 8 and "cost unknown" in run.out
+
+
+def test_allowing_unknown_prices_still_holds_the_priced_requests_to_the_budget(fake: FakeChatServer, cli,
+                                                                             project: Path) -> None:
+    skeptic = project / "personas" / "skeptic.toml"  # one lens on a model the price table does not know
+    skeptic.write_text(skeptic.read_text().replace("min_beats = 3", 'min_beats = 3\nmodel = "acme/unpriced"'))
+    set_price(project, f'"{MODEL}" = [1.0, 1.0]')
+    fake.usage = (60_000, 40_000)  # $0.10 a request at the table's price
+    run = cli("draft", A, B, "--max-cost", "0.25", "--concurrency", "1")
+    assert run.code == 2 and "no price for acme/unpriced" in run.err and fake.history == []
+    run = cli("draft", A, B, "--max-cost", "0.25", "--concurrency", "1", "--allow-unknown-prices")
+    assert run.code == 6, run.err
+    priced = [r for r in fake.history if r["json"]["model"] == MODEL]
+    assert len(priced) == 3 and "budget of $0.2500 was reached" in run.err, "the third priced reply reaches it"
