@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +21,8 @@ from tests.conftest import no_page
 from tests.fakeserver import FakeChatServer
 from tests.test_router import CATALOGUE, MODEL, entry, errors, fake_router  # noqa: F401 (a fixture)
 
-A, B = "hf-inference-providers", "mistral-3-small"
+ROOT = Path(__file__).resolve().parent.parent
+A, B, C = "hf-inference-providers", "mistral-3-small", "mistral-4b-edge"
 
 
 def set_price(project: Path, line: str) -> None:
@@ -88,3 +93,39 @@ def test_allowing_unknown_prices_still_holds_the_priced_requests_to_the_budget(f
     assert run.code == 6, run.err
     priced = [r for r in fake.history if r["json"]["model"] == MODEL]
     assert len(priced) == 3 and "budget of $0.2500 was reached" in run.err, "the third priced reply reaches it"
+
+
+# Memory.
+
+def measured(project: Path, env: dict[str, str], tmp_path: Path, *args: str) -> tuple[int, str, int]:
+    """Run ``python -m pipeline`` in a child process: its exit status, stderr, and its peak memory (KB)."""
+    err = tmp_path / "stderr"
+    with err.open("w") as stream:
+        process = subprocess.Popen([sys.executable, "-m", "pipeline", "--root", str(project), *args], cwd=ROOT,
+                                   env=env, stdout=subprocess.DEVNULL, stderr=stream)
+        watchdog = threading.Timer(60, process.kill)
+        watchdog.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # this child's own figures, not every child's
+        finally:
+            watchdog.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, err.read_text(), usage.ru_maxrss
+
+
+def test_a_reply_that_never_ends_is_cut_off_at_the_cap(fake: FakeChatServer, project: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "VERDICTS_CONCURRENCY": "1", "VERDICTS_TIMEOUT": "3",
+           "VERDICTS_TRANSPORT_ATTEMPTS": "2"}
+    code, err, normal = measured(project, env, tmp_path, "draft", A, B)
+    assert code == 0, err
+    fake.endless = True
+    code, err, endless = measured(project, env, tmp_path, "draft", A, C)  # A's reviews are cached: C's are asked
+    # What the server got out before the client closed: the cap, and what the kernel's socket buffers took
+    # (a few MB on loopback), not the 64 MB the fake sends a client that never stops reading.
+    assert fake.endless_sent < 16 * 1024 * 1024, f"{fake.endless_sent:,} bytes sent"
+    assert endless - normal < 24 * 1024, f"peak memory {endless:,} KB against {normal:,} KB for a normal draft"
+    assert code == 3, err
+    (error,) = errors(err)
+    assert f"the answer from {fake.base_url}/chat/completions went on past 512 KB" in error, error
+    assert len(fake.history) == 9, "not retried: the same request would be answered the same way, and billed"
+    assert "Traceback" not in err and not (project / "outputs" / f"{A}-vs-{C}.md").exists()
