@@ -313,6 +313,13 @@ class UnknownPrice(VerdictsError):
     exit_code = BAD_INPUT
 
 
+class CacheUnwritable(VerdictsError):
+    """The response cache cannot be written (a full disk, a file size limit, no permission, a read-only file
+    system): the machine's failure, not the input's, and the replies cached there are intact."""
+
+    exit_code = FAILED
+
+
 class ProviderNotServing(VerdictsError):
     """A lens is pinned to a provider the router does not list for its model: refused before anything is sent."""
 

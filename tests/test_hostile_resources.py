@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,87 @@ def test_a_reply_that_never_ends_is_cut_off_at_the_cap(fake: FakeChatServer, pro
     assert f"the answer from {fake.base_url}/chat/completions went on past 512 KB" in error, error
     assert len(fake.history) == 9, "not retried: the same request would be answered the same way, and billed"
     assert "Traceback" not in err and not (project / "outputs" / f"{A}-vs-{C}.md").exists()
+
+
+# Disk.
+
+LIMITED = ("import resource, runpy, signal, sys\n"
+           "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), never kills\n"
+           "resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+           "sys.argv = ['pipeline', *sys.argv[1:]]\n"
+           "runpy.run_module('pipeline', run_name='__main__')\n")
+
+
+def test_a_file_size_limit_under_the_cache_is_not_called_damage(fake: FakeChatServer, cli, project: Path,
+                                                                tmp_path: Path) -> None:
+    assert cli("draft", A, B).code == 0 and len(fake.history) == 8
+    # No file may grow past 16 KB (ulimit -f): the database's shared-memory file (32 KB) cannot be made.
+    process = subprocess.run([sys.executable, "-c", LIMITED.format(limit=16 * 1024), "--root", str(project),
+                              "draft", A, C], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             capture_output=True, text=True, timeout=60)
+    assert process.returncode == 1, process.stderr
+    (error,) = errors(process.stderr)
+    directory = tmp_path / "cache" / "responses-v2"
+    assert error.startswith(f"error: {directory}: the response cache cannot be written: a file there may not "
+                            "grow (a file size limit, ulimit -f) (File too large)"), error
+    assert error.endswith("this is not damage, and the replies cached there are kept")
+    assert "cache is damaged" not in error and "delete" not in process.stderr.split("hint:")[-1].lower()
+    assert "Traceback" not in process.stderr
+    assert len(fake.history) == 8, "nothing sent"
+    # The replies paid for are all still there: without the limit, only C's four reviews are asked for.
+    assert cli("draft", A, C).code == 0 and len(fake.history) == 12
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of 8 MB of the test's own (tier ``mount``)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with filler.open("wb") as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+                handle.flush()
+        except OSError as exc:
+            assert exc.strerror == "No space left on device"
+    return filler
+
+
+@pytest.mark.mount
+@pytest.mark.parametrize(("condition", "said"), [
+    ("full", "the disk it is on is full (No space left on device)"),
+    ("read-only", "it is on a read-only file system (Read-only file system)")])
+def test_a_full_or_read_only_disk_under_the_cache_is_not_called_damage(condition: str, said: str, small_disk: Path,
+                                                                       fake: FakeChatServer, cli, project: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VERDICTS_CACHE_DIR", str(small_disk / "cache"))
+    # In a process of its own, which leaves no file open on the disk: a file open for writing (a worker thread's
+    # database connection) would keep it from being made read-only.
+    first = subprocess.run([sys.executable, "-m", "pipeline", "--root", str(project), "draft", A, B], cwd=ROOT,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0 and len(fake.history) == 8, first.stderr
+    if condition == "full":
+        filler = fill(small_disk)
+    else:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    run = cli("draft", A, C)
+    assert run.code == 1, run.err
+    (error,) = errors(run.err)
+    directory = small_disk / "cache" / "responses-v2"
+    assert error == f"error: {directory}: the response cache cannot be written: {said}; this is not damage, and " \
+                    "the replies cached there are kept", error
+    assert "delete" not in run.err.split("hint:")[-1].lower() and len(fake.history) == 8, "nothing sent"
+    if condition == "full":
+        filler.unlink()
+    else:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert cli("draft", A, C).code == 0 and len(fake.history) == 12, "every reply paid for is still cached"
