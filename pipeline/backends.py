@@ -18,6 +18,7 @@ from huggingface_hub import ChatCompletionInputMessage, ChatCompletionOutput, In
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 from huggingface_hub.utils import get_session
 
+from .capped import MAX_REPLY, capped
 from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
 from .errors import InputError, VerdictsError
 from .retry import RequestDeadline, request_timeout, router_error, within_deadline
@@ -123,8 +124,11 @@ class ChatBackend:
             return read_completion(output)
 
     def _deadline(self, call: Callable[[], Any]) -> Any:
+        """``call()`` within the timeout, reading at most MAX_REPLY bytes of the answer. A body that goes on past
+        it (AnswerTooLarge) fails like one that is not JSON: not retried, as the same request would be answered
+        the same way and each attempt may be billed; the review moves on to a fallback, else the run stops."""
         try:
-            return within_deadline(call, self.timeout, self.server)
+            return within_deadline(partial(capped, call, MAX_REPLY), self.timeout, self.server)
         except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
             raise RequestDeadline(self.server, self.timeout) from None
         except json.JSONDecodeError as exc:

@@ -6,9 +6,12 @@ what a draft says, but not run code in the process that holds the tokens.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +21,7 @@ import diskcache
 from diskcache.core import MODE_RAW, MODE_TEXT
 from filelock import FileLock
 
-from .errors import InputError
+from .errors import CacheUnwritable, InputError, VerdictsError
 from .review import REPLY_FORMAT_VERSION, Message, Target
 
 # The previous version kept its entries under ``responses/`` in a format that could carry code: that directory is
@@ -66,14 +69,62 @@ class TextOnlyDisk(diskcache.Disk):
         return super().fetch(mode, filename, value, read)
 
 
+# SQLite's primary result codes that say the file itself is not a sound database: only then is the cache damaged.
+# A full disk, a file size limit, a directory we may not write or a read-only file system come back as other codes
+# (SQLITE_FULL, SQLITE_IOERR_*, SQLITE_READONLY, SQLITE_CANTOPEN ...), and leave the replies cached there intact.
+DAMAGED = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+PROBE = 1 << 20  # bytes written once beside the database, to ask the disk itself why it cannot be written
+# errno -> what it means for the cache, and what to do
+DISK_FULL = "Free some space on that disk"
+NO_WRITE = "Make it writable by this user"
+DISK_TROUBLE = {errno.ENOSPC: ("the disk it is on is full", DISK_FULL),
+                errno.EDQUOT: ("the disk quota is used up", DISK_FULL),
+                errno.EFBIG: ("a file there may not grow (a file size limit, ulimit -f)", "Raise the file size limit"),
+                errno.EACCES: ("this user may not write there", NO_WRITE),
+                errno.EPERM: ("this user may not write there", NO_WRITE),
+                errno.EROFS: ("it is on a read-only file system", "Mount that file system read-write")}
+
+
 def _damaged(directory: Path, exc: sqlite3.Error) -> InputError:
     return InputError(directory, None, f"the response cache is damaged and cannot be read ({exc})",
                       hint=f"Delete {directory} (the replies cached there will be asked for again), or move it aside "
                       "to look at it, then run the command again.")
 
 
+def _probe(directory: Path) -> OSError | None:
+    """What the disk says when PROBE bytes are written beside the database: the error, or None if it takes them."""
+    try:
+        with tempfile.TemporaryFile(dir=directory if directory.is_dir() else directory.parent) as handle:
+            handle.write(b"\0" * PROBE)
+            handle.flush()
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _unusable(directory: Path, exc: sqlite3.Error | OSError) -> VerdictsError:
+    """The error for a cache that cannot be opened, read or written: damaged only when SQLite says the database is
+    not sound; a full disk, a size limit, no permission or a read-only file system are said as such, and the
+    replies cached there are never to be deleted for them."""
+    if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in DAMAGED:
+        return _damaged(directory, exc)
+    found = exc if isinstance(exc, OSError) and exc.errno else _probe(directory)
+    kept = "this is not damage, and the replies cached there are kept"
+    if found is not None and found.errno in DISK_TROUBLE:
+        meaning, remedy = DISK_TROUBLE[found.errno]
+        return CacheUnwritable(f"{directory}: the response cache cannot be written: {meaning} "
+                               f"({os.strerror(found.errno)}); {kept}",
+                               hint=f"{remedy}, then run the command again: the replies cached there are reused. "
+                               "Or point VERDICTS_CACHE_DIR (cache_dir) at another directory, which starts empty.")
+    said = os.strerror(found.errno) if found is not None and found.errno else str(exc)
+    return CacheUnwritable(f"{directory}: the response cache could not be read or written ({said}); {kept}",
+                           hint="Check the disk it is on (space, permissions, errors in the system log), then run "
+                           "the command again: the replies cached there are reused.")
+
+
 class ReviewCache:
-    """Replies by key, as JSON objects; a damaged database is one error naming the directory to delete.
+    """Replies by key, as JSON objects; a damaged database is one error naming the directory to delete, a disk that
+    cannot be written (full, read-only, not ours) one that says so and deletes nothing.
 
     ``lock(key)`` is held across processes while a key's request is in flight, so that two drafts that need the
     same review send it once: the second waits, then reads the first one's reply from the cache.
@@ -84,14 +135,14 @@ class ReviewCache:
         self._locks = directory / "locks"
         try:
             self._cache = diskcache.Cache(str(self.directory), disk=TextOnlyDisk)
-        except sqlite3.Error as exc:
-            raise _damaged(self.directory, exc) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from None
 
     def get(self, key: str) -> dict[str, Any] | None:
         try:
             text = self._cache.get(key)
         except sqlite3.Error as exc:
-            raise _damaged(self.directory, exc) from None
+            raise _unusable(self.directory, exc) from None
         if not isinstance(text, str):
             return None
         try:
@@ -103,15 +154,15 @@ class ReviewCache:
     def set(self, key: str, value: dict[str, Any]) -> None:
         try:
             self._cache.set(key, json.dumps(value, ensure_ascii=False))
-        except sqlite3.Error as exc:
-            raise _damaged(self.directory, exc) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from None
 
     def delete(self, key: str) -> bool:
         """Drop an entry; True when there was one."""
         try:
             return bool(self._cache.delete(key))
-        except sqlite3.Error as exc:
-            raise _damaged(self.directory, exc) from None
+        except (sqlite3.Error, OSError) as exc:
+            raise _unusable(self.directory, exc) from None
 
     @contextmanager
     def lock(self, key: str, poll: float = 0.1, stop: Any = None) -> Iterator[bool]:

@@ -32,6 +32,7 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
 def _request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-cost", type=float, metavar="USD",
                         help="refuse to start above this forecast, stop sending once reached (VERDICTS_MAX_COST)")
+    _unknown_prices(parser)
     parser.add_argument("--concurrency", type=int, help="requests in flight per model or server at first; grows "
                         "while replies come back clean, halves on 429 or 503; 1 means one at a time "
                         "(VERDICTS_CONCURRENCY)")
@@ -41,6 +42,12 @@ def _request_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
     parser.add_argument("--no-cache", action="store_true",
                         help="send every request, even for reviews the cache holds, and overwrite their entries")
+
+
+def _unknown_prices(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-unknown-prices", action="store_true", default=None,
+                        help="under --max-cost, run even where a model has no known price; the budget then counts "
+                        "only the priced requests (VERDICTS_ALLOW_UNKNOWN_PRICES)")
 
 
 def _drafts(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     dry.add_argument("tool_b", metavar="B", help="slug of the second tool (tools/<B>.toml)")
     _model_flags(dry)
     dry.add_argument("--max-cost", type=float, metavar="USD", help="show whether the forecast fits this budget")
+    _unknown_prices(dry)
     dry.add_argument("--cache-dir", type=Path, help="response cache directory (VERDICTS_CACHE_DIR)")
 
     lg = commands.add_parser("log", help="what the model was asked and said, from the run log",

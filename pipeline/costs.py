@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import OverBudget, plural
+from .errors import OverBudget, UnknownPrice, plural
 from .review import Completion, Message, Target, model_label
 from .settings import Settings
 
@@ -71,6 +72,7 @@ class Forecast:
     completion_tokens: int = 0
     cost: float | None = 0.0
     unpriced: tuple[str, ...] = ()  # models (with provider) the price table does not know
+    priced_cost: float = 0.0  # the cost of the requests that have a price (all of them, unless some are unpriced)
 
 
 def forecast(settings: Settings, pending: list[tuple[Target, list[Message]]], cached: int) -> Forecast:
@@ -83,8 +85,9 @@ def forecast(settings: Settings, pending: list[tuple[Target, list[Message]]], ca
         price = price_for(settings, target)
         if price is None:
             unpriced.add(target.label)
-        elif result.cost is not None:
-            result.cost += price.cost(prompt, completion)
+        else:
+            result.priced_cost += price.cost(prompt, completion)
+    result.cost = result.priced_cost
     if unpriced:
         result.cost, result.unpriced = None, tuple(sorted(unpriced))
     return result
@@ -110,6 +113,7 @@ class Stats(Usage):
     """Totals, and the same counts per (backend, model, provider) for the run report."""
 
     by_target: dict[tuple[str, str, str], Usage] = field(default_factory=dict)
+    priced_cost: float = 0.0  # USD spent on the requests that have a price (``cost`` is None once one has none)
     # endpoint address -> the response_format dialect its reviews were asked in, and why (pipeline/dialects.py)
     structured: dict[str, str] = field(default_factory=dict)
     limits: Limits | None = field(default=None, repr=False)  # the concurrency each target reached (limiter.py)
@@ -122,18 +126,35 @@ class Stats(Usage):
                 for name, value in counts.items():
                     setattr(usage, name, getattr(usage, name) + value)
                 usage.cost = None if usage.cost is None or cost is None else usage.cost + cost
+            self.priced_cost += cost or 0.0
 
 
-def check_budget(settings: Settings, planned: Forecast) -> None:
-    """Refuse to start a run whose forecast is above the budget, or cannot be priced against it."""
+def unpriced_targets(planned: Forecast, why: Mapping[str, str] | None = None) -> str:
+    """The targets with no price, each with why when known: ``Qwen/...:auto (the router's list could not be read)``
+    from ``why``'s ``unknown (the router's list could not be read)``."""
+    return ", ".join(label + (why or {}).get(label, "").removeprefix("unknown") for label in planned.unpriced)
+
+
+def check_budget(settings: Settings, planned: Forecast, why: Mapping[str, str] | None = None) -> str:
+    """Refuse to start a run whose forecast is above the budget, or cannot be priced against it (``why``: target
+    label -> where its price comes from, ``unknown (...)`` and why). With ``allow_unknown_prices`` an unpriced run
+    starts, its priced part held to the budget: the warning to print says so (empty when there is nothing to say)."""
     budget = settings.max_cost
     if budget is None or planned.requests == 0:
-        return
-    if planned.cost is None:
-        raise OverBudget(f"a budget of ${budget:.4f} is set, but there is no price for {', '.join(planned.unpriced)}; "
-                         "nothing was sent", hint="Add the price to [tool.verdicts.prices] in pyproject.toml, "
-                         "or run without --max-cost / VERDICTS_MAX_COST.")
-    if planned.cost > budget:
-        raise OverBudget(f"the forecast cost ${planned.cost:.4f} ({plural(planned.requests, 'request')}) is above "
-                         f"the budget of ${budget:.4f}; nothing was sent",
+        return ""
+    unpriced = unpriced_targets(planned, why)
+    if planned.cost is None and not settings.allow_unknown_prices:
+        raise UnknownPrice(f"a budget of ${budget:.4f} is set, but there is no price for {unpriced}; nothing was sent",
+                           hint='Add its price to [tool.verdicts.prices] in pyproject.toml ("<model>:<provider>", '
+                           'or "<model>" for an endpoint, = [input, output] in USD per million tokens), or pin a '
+                           "provider the router prices; to hold only the priced requests to the budget, pass "
+                           "--allow-unknown-prices (VERDICTS_ALLOW_UNKNOWN_PRICES=1); or run without --max-cost.")
+    cost = planned.priced_cost if planned.cost is None else planned.cost
+    if cost > budget:
+        raise OverBudget(f"the forecast cost ${cost:.4f} ({plural(planned.requests, 'request')}) is "
+                         f"above the budget of ${budget:.4f}; nothing was sent",
                          hint="Raise --max-cost (VERDICTS_MAX_COST), or see `python -m pipeline prompts A B`.")
+    if planned.cost is None:
+        return (f"the budget of ${budget:.4f} counts only the requests that have a price (allow_unknown_prices): "
+                f"what is spent on {unpriced} is not counted")
+    return ""

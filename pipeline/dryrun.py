@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from .cache import ReviewCache
-from .costs import forecast
-from .errors import Outcome
+from .costs import check_budget, forecast, unpriced_targets
+from .errors import Outcome, OverBudget, UnknownPrice
 from .generate import cached_review
 from .project import Project
 from .report import forecast_lines
@@ -54,7 +54,13 @@ def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings,
     out += forecast_lines(planned, settings, consulted.read_note)
     out += consulted.price_lines()
     if settings.max_cost is not None:
-        verdict = "cannot be checked" if planned.cost is None else \
-            "within it" if planned.cost <= settings.max_cost else "ABOVE it: the draft would refuse to start"
+        try:
+            allowed = check_budget(settings, planned, consulted.prices)
+            verdict = f"within it; {allowed}" if allowed else "within it"
+        except UnknownPrice:
+            verdict = (f"cannot be checked: no price for {unpriced_targets(planned, consulted.prices)}; the draft "
+                       "would refuse to start (unless --allow-unknown-prices)")
+        except OverBudget:
+            verdict = "ABOVE it: the draft would refuse to start"
         out.append(f"Budget ${settings.max_cost:.4f}: {verdict}")
     return out

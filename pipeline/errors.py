@@ -268,6 +268,20 @@ class OverBudget(VerdictsError):
     exit_code = OVER_BUDGET
 
 
+class UnknownPrice(VerdictsError):
+    """A budget is set and a target has no known price: the run would spend an amount no one can check. Nothing
+    was sent (unless the editor allows unknown prices)."""
+
+    exit_code = BAD_INPUT
+
+
+class CacheUnwritable(VerdictsError):
+    """The response cache cannot be written (a full disk, a file size limit, no permission, a read-only file
+    system): the machine's failure, not the input's, and the replies cached there are intact."""
+
+    exit_code = FAILED
+
+
 class ProviderNotServing(VerdictsError):
     """A lens is pinned to a provider the router does not list for its model: refused before anything is sent."""
 

@@ -192,7 +192,8 @@ class Reviewer:
         failed: list[str] = []  # what became of each target in the chain, for the error when none served
         chain = [job.target]
         for target in job.fallbacks:  # under a budget, a reply that cannot be priced must not be bought
-            if self.settings.max_cost is not None and price_for(self.settings, target) is None:
+            if self.settings.max_cost is not None and not self.settings.allow_unknown_prices and \
+                    price_for(self.settings, target) is None:
                 failed.append(f"fallback {target.label} not tried: a budget is set and it has no price")
             else:
                 chain.append(target)
@@ -316,8 +317,9 @@ class Reviewer:
 
     def _check_budget(self) -> None:
         """Once the running estimate reaches the budget, nothing new is sent; what arrived is cached already."""
-        budget, spent = self.settings.max_cost, self.stats.cost
-        if budget is not None and spent is not None and spent >= budget and not self.down.halted.is_set():
+        # Unknown prices under a budget run only when allowed (allow_unknown_prices): the priced part is held to it.
+        budget, spent = self.settings.max_cost, self.stats.priced_cost
+        if budget is not None and spent >= budget and not self.down.halted.is_set():
             self._fail(BudgetReached(spent, budget, self.stats.requests))
 
     def _log(self, job: Job, target: Target, messages: list[Message], attempt: int,

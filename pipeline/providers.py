@@ -37,10 +37,10 @@ def _yes(value: bool | None) -> str:
 
 
 def _row(entry: RouterProvider) -> dict[str, Any]:
-    pricing = entry.pricing
+    price = entry.price  # a price that is not a finite number >= 0 is shown as none
     return {"provider": entry.provider, "status": entry.status or None,
-            "input_usd_per_million": pricing.input if pricing else None,
-            "output_usd_per_million": pricing.output if pricing else None,
+            "input_usd_per_million": price.input if price else None,
+            "output_usd_per_million": price.output if price else None,
             "context_length": entry.context_length, "structured_output": entry.supports_structured_output,
             "supports_tools": entry.supports_tools, "throughput": entry.throughput,
             "first_token_latency_ms": entry.first_token_latency_ms}
@@ -75,8 +75,8 @@ def _section(found: Catalogue, model: str, policy: str, lenses: list[str]) -> li
     chosen = found.pick(model, policy)
     header = ["", "provider", "status", "in $/M", "out $/M", "context", "structured", "tokens/s"]
     rows = [["*" if entry is chosen else "", entry.provider, entry.status or "?",
-             _number(entry.pricing.input if entry.pricing else None),
-             _number(entry.pricing.output if entry.pricing else None),
+             _number(entry.price.input if entry.price else None),
+             _number(entry.price.output if entry.price else None),
              "-" if entry.context_length is None else str(entry.context_length),
              _yes(entry.supports_structured_output), _number(entry.throughput, 1)] for entry in listed]
     lines = [head + ":", *("  " + line for line in _table(header, rows))] if rows else [f"{head}: no provider listed"]

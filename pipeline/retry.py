@@ -22,6 +22,7 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
+from .capped import MAX_LIST, capped
 from .errors import CreditsExhausted, TransportError, VerdictsError, clip, plural
 from .review import Target
 from .settings import POLICIES, Settings, public_url
@@ -81,11 +82,12 @@ def within_deadline(call: Callable[[], T], seconds: float, url: str) -> T:
 
 def get_within(url: str, headers: dict[str, str], seconds: float) -> httpx2.Response:
     """``GET url`` on huggingface_hub's shared HTTP client (the chat requests then reuse its connection and TLS
-    set-up), the whole answer within ``seconds``: httpx's timeout bounds each read, so a server that trickles its
-    answer is cut off here instead."""
+    set-up), the whole answer within ``seconds`` and MAX_LIST bytes: httpx's timeout bounds each read, so a server
+    that trickles its answer is cut off here instead, and one that streams it without end is cut off at the cap."""
     from huggingface_hub.utils import get_session  # only once a list is asked for, not on every command's start
 
-    return within_deadline(lambda: get_session().get(url, headers=headers, timeout=seconds), seconds, public_url(url))
+    return within_deadline(lambda: capped(lambda: get_session().get(url, headers=headers, timeout=seconds), MAX_LIST),
+                           seconds, public_url(url))
 
 
 def is_local(host: str) -> bool:

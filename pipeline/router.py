@@ -12,6 +12,7 @@ Only the Inference Providers backend uses it. The Hugging Face token is sent to 
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,10 +67,23 @@ class RouterProvider(BaseModel):
 
     @property
     def price(self) -> Price | None:
+        """The provider's price; None when it gives none, or gives one that is not a finite number >= 0 (JSON
+        from the router may say NaN, or a negative price): a budget must not take either for a price."""
         p = self.pricing
-        if p is None or p.input is None or p.output is None or p.input < 0 or p.output < 0:
+        if self.unpriced or p is None or p.input is None or p.output is None:
             return None
         return Price(p.input, p.output)
+
+    @property
+    def unpriced(self) -> str:
+        """Why the provider has no price, in a phrase (``gives no price``); empty when it has one."""
+        p = self.pricing
+        if p is None or p.input is None or p.output is None:
+            return "gives no price"
+        if not all(math.isfinite(value) and value >= 0 for value in (p.input, p.output)):
+            return f"gives a price that is not a finite number >= 0 (input {p.input:g}, output {p.output:g}), " \
+                "taken as no price"
+        return ""
 
 
 def _providers(entries: object) -> list[RouterProvider]:
@@ -148,16 +162,33 @@ class Catalogue:
         return live[0] if live else None
 
     def price(self, model: str, policy: str) -> tuple[Price, str] | None:
-        """The price of ``model`` under ``policy`` and which provider it is; None when unknown.
+        """The price of ``model`` under ``policy`` and which provider it is; None when unknown (``no_price`` says
+        why).
 
-        ``auto`` is priced at the dearest live provider with a price: the router chooses, so the forecast and the
-        budget take the upper bound. A pinned provider or a policy is priced at the provider it picks."""
+        ``auto`` is priced at the dearest live provider: the router chooses, so the forecast and the budget take
+        the upper bound, which is unknown while any live provider has no price. A pinned provider or a policy is
+        priced at the provider it picks."""
         if policy in ("", "auto"):
-            priced = [(price, p.provider) for p in self.models.get(model) or [] if p.live and (price := p.price)]
-            return max(priced, key=lambda pair: pair[0].input + pair[0].output) if priced else None
+            live = [p for p in self.models.get(model) or [] if p.live]
+            priced = [(price, p.provider) for p in live if (price := p.price)]
+            return max(priced, key=lambda pair: pair[0].input + pair[0].output) \
+                if priced and len(priced) == len(live) else None
         chosen = self.pick(model, policy)
         price = chosen.price if chosen is not None else None
         return (price, chosen.provider) if price is not None and chosen is not None else None
+
+    def no_price(self, model: str, policy: str) -> str:
+        """Why ``price`` is None for a model the router lists, in a phrase."""
+        if policy in ("", "auto"):
+            unpriced = [f"{p.provider} {p.unpriced}" for p in self.models.get(model) or [] if p.live and p.unpriced]
+            if not unpriced:
+                return "the router lists no live provider for it"
+            which = "live provider" if len(unpriced) == 1 else "live providers"
+            return f"{which} {'; '.join(unpriced)}: auto may pick it, so the upper bound is unknown"
+        chosen = self.pick(model, policy)
+        if chosen is None:
+            return f"the router has no live provider for {policy} to pick"
+        return f"{chosen.provider} {chosen.unpriced or 'gives no price'}"
 
     def unlisted(self, model: str, provider: str) -> bool:
         """A pinned provider the router lists ``model`` without (a policy, or a model it does not list, is not)."""
@@ -302,7 +333,7 @@ def consult(settings: Settings, backend: str, jobs: list[Any], env: Mapping[str,
                     f" (the router does not list {target.model})" if found.providers(target.model) is None else \
                     f" (the router does not list {target.provider} for it)" \
                     if found.unlisted(target.model, target.provider) else \
-                    " (the router gives no price for it)"
+                    f" ({found.no_price(target.model, target.provider or 'auto')})"
                 result.prices.setdefault(target.label, f"unknown{why}")
                 continue
             price, provider = priced

@@ -99,7 +99,9 @@ class ReviewSession:
 
                 for line in forecast_lines(planned, self.settings, self.consulted.read_note):
                     print(line, file=self.log)
-            check_budget(self.settings, planned)
+            allowed = check_budget(self.settings, planned, self.consulted.prices)
+            if allowed:
+                print(f"warning: {allowed}", file=self.log)
             print(f"{announce} through {self.backend.describe()}", file=self.log)
             runlog = RunLog(self.settings.cache_dir, command, drafts, self.backend.name, self.settings.run_log_mb)
             reviewer = Reviewer(self.project.root, self.backend, cache, self.settings, Progress(self.log), runlog,

@@ -3,15 +3,16 @@ in pyproject.toml > the defaults below."""
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InputError, explain
+from .errors import InputError, clip, explain
 from .secret import public_url
 
 BackendName = Literal["endpoint", "hf", "local"]
@@ -52,10 +53,25 @@ class Settings(BaseModel):
     router_url: str = HF_ROUTER
     backend: BackendName | None = None
     max_cost: float | None = Field(None, ge=0.0)  # USD; refuse to start above it, stop sending once reached
+    # Under a budget, a target with no known price refuses the run; true lets it run, the budget counting only the
+    # requests that have a price.
+    allow_unknown_prices: bool = False
     # USD per million tokens, [input, output], keyed "<model>:<provider>", or "<model>" for an endpoint (a plain
     # model key never prices Inference Providers).
     prices: dict[str, tuple[float, float]] = {}
     prices_as_of: str = ""  # when the prices were read off the providers' pages
+
+    @field_validator("prices")
+    @classmethod
+    def _prices_are_prices(cls, prices: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        """A price is a finite number >= 0: TOML allows ``nan`` and ``inf``, and a NaN or negative price would
+        make every cost compare below the budget."""
+        for key, pair in prices.items():
+            for name, value in zip(("input", "output"), pair, strict=True):
+                if not (math.isfinite(value) and value >= 0):
+                    raise ValueError(f'"{clip(key)}": the {name} price, {value:g}, is not a finite number >= 0 '
+                                     "(USD per million tokens)")
+        return prices
 
 
 # Settings read from the environment, by field. Secrets are not settings: they are read where they are used.
@@ -130,7 +146,7 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any
 
 # Command-line options that override a setting (argparse destinations named like the fields).
 FLAGS = ("backend", "model", "provider", "concurrency", "max_concurrency", "timeout", "cache_dir",
-         "max_cost")
+         "max_cost", "allow_unknown_prices")
 
 
 def settings_for(root: Path, args: object) -> Settings:

@@ -6,9 +6,9 @@ and a valid change to them must never fail a test (``python -m pipeline check`` 
 hook enforces it: a test that opens or lists a live editorial file fails, unless it copies them on purpose inside
 ``reading_live_files()``.
 
-Also the test tiers: a test marked ``chromium``, ``local_model``, ``llama_server`` or ``reference`` needs an asset
-that a laptop may lack. Without it the test is skipped and says why; with VERDICTS_REQUIRE_ALL_TIERS=1 (``make test``,
-CI) it fails.
+Also the test tiers: a test marked ``chromium``, ``local_model``, ``llama_server``, ``reference`` or ``mount`` needs
+an asset (or a privilege) that a laptop may lack. Without it the test is skipped and says why; with
+VERDICTS_REQUIRE_ALL_TIERS=1 (``make test``, CI) it fails.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ import importlib
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -118,12 +120,29 @@ def reference_missing() -> str | None:
     return f"no reference pages in {REFERENCE_DIR} (they live beside the project, in ../shared/reference)"
 
 
+def mount_missing() -> str | None:
+    """A small tmpfs of the test's own, for a disk that fills up or turns read-only: root, in a system (or a
+    container) that lets it mount file systems."""
+    if not shutil.which("mount"):
+        why = "no mount command"
+    else:
+        with tempfile.TemporaryDirectory() as where:
+            done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", where], capture_output=True,
+                                  text=True, check=False)
+            if done.returncode == 0:
+                subprocess.run(["umount", where], check=False)
+                return None
+            why = done.stderr.strip() or "mount failed"
+    return f"cannot mount a tmpfs here ({why}): it needs root, where the system (or container) allows mount"
+
+
 # marker -> what is missing for it, or None. Each marker is registered in pyproject.toml.
 TIERS: dict[str, Callable[[], str | None]] = {
     "chromium": chromium_missing,
     "local_model": local_model_missing,
     "llama_server": llama_server_missing,
     "reference": reference_missing,
+    "mount": mount_missing,
 }
 
 

@@ -9,6 +9,7 @@ request. Every request is recorded in ``history``. Run it by hand with::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import re
 import sys
@@ -76,6 +77,11 @@ OFFBEAT = (
     "feels like a thoughtful piece of work from people who enjoy what they build, and that energy comes through "
     "in every page they have published so far, from the tutorials to the changelog."
 )
+
+
+# The endless body (FakeChatServer.endless): what it repeats, and where it stops sending (it never ends the body).
+ENDLESS_CHUNK = b"and on " * 9362  # about 64 KB
+ENDLESS_CEILING = 64 * 1024 * 1024
 
 
 def reference_quotes(directory: Path = REFERENCE_DIR) -> dict[tuple[str, str], str]:
@@ -209,6 +215,12 @@ class FakeChatServer:
         self.usage: tuple[int, int] | None = (400, 200)  # token counts every reply reports; None: no usage
         self.lens_delay: dict[str, float] = {}  # lens -> extra seconds before its replies (some slow, some not)
         self.trickle: float | None = None  # send each body one byte at a time, this many seconds apart
+        # Answer every chat request with a body that never ends: a reply's JSON opened, then its content in chunks
+        # of 64 KB without end (up to ENDLESS_CEILING bytes, so that a client with no cap cannot take the test
+        # machine's memory; the body is then held open, never finished). ``endless_sent`` counts the body's bytes
+        # the server managed to send before the client closed the connection.
+        self.endless = False
+        self.endless_sent = 0
         self.down: dict[str, int] = {}  # model name -> the status every request for it gets (a provider that is down)
         self.failing: dict[str, int] = {}  # tool name -> the status every request about that tool gets
         self.history: list[dict[str, Any]] = []
@@ -361,6 +373,9 @@ class FakeChatServer:
                     message = f"response_format: {shape} is not supported by this server"
                     self._send(fake.refusal, json.dumps({"error": {"message": message}}).encode(), {})
                     return
+                if fake.endless and self.path.endswith("/chat/completions"):
+                    self._send_endless()
+                    return
                 scripted = fake._next()
                 extra = fake.lens_delay.get(lens_and_tool(request)[0], 0.0)
                 fake._stopping.wait(fake.delay + extra + (scripted.delay if scripted else 0.0))
@@ -381,6 +396,26 @@ class FakeChatServer:
                     if scripted.choices is not None:
                         body = json.dumps({**json.loads(body), "choices": scripted.choices}).encode()
                     self._send(200, body, scripted.headers, drop=scripted.drop)
+
+            def _send_endless(self) -> None:
+                self._let_go()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                self.close_connection = True
+                head = b'{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{"index": 0, ' \
+                    b'"message": {"role": "assistant", "content": "'
+                try:
+                    for piece in itertools.chain([head], itertools.repeat(ENDLESS_CHUNK)):
+                        if fake.endless_sent >= ENDLESS_CEILING or fake._stopping.is_set():
+                            break
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        with fake._lock:
+                            fake.endless_sent += len(piece)
+                except ConnectionError:  # the client stopped reading and closed: what the test looks for
+                    return
+                fake._stopping.wait()  # the body is never finished
 
             def _send(self, status: int, body: bytes, headers: dict[str, str], drop: bool = False) -> None:
                 self._let_go()
@@ -412,20 +447,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default: 8080)")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each reply (default: 0)")
-    parser.add_argument("--mode", choices=["synthetic", "attentive", "reference", "offbeat"], default="synthetic",
+    parser.add_argument("--mode", choices=["synthetic", "attentive", "reference", "offbeat", "endless"],
+                        default="synthetic",
                         help="how every request is answered (default: synthetic):\n"
                         "  synthetic  a valid quote in our own words per lens, hitting every beat (an unknown\n"
                         "             lens gets the builder's)\n"
                         "  attentive  like synthetic, citing the fact sheet's entry: a changed sheet, a changed quote\n"
                         "  reference  the published quote of the reference pages (only their tools; a lens they\n"
                         "             lack gets the synthetic quote)\n"
-                        "  offbeat    a fluent quote that hits no beat: re-asked until the draft gives up (exit 4)")
+                        "  offbeat    a fluent quote that hits no beat: re-asked until the draft gives up (exit 4)\n"
+                        "  endless    a reply whose body never ends (64 KB chunks; the client must stop reading)")
     parser.add_argument("--echo-key", action="store_true",
                         help="every quote ends by repeating the key the request was sent with")
     args = parser.parse_args()
-    responder = {"synthetic": synthetic, "attentive": attentive, "offbeat": offbeat}.get(args.mode) or reference()
+    responder = {"synthetic": synthetic, "attentive": attentive, "offbeat": offbeat,
+                 "endless": synthetic}.get(args.mode) or reference()
     server = FakeChatServer(responder, delay=args.delay, port=args.port)
     server.echo_key = args.echo_key
+    server.endless = args.mode == "endless"
     server.start()
     print(f"fake chat-completions server on {server.base_url} ({args.mode}), Ctrl-C to stop", flush=True)
     try:

@@ -63,7 +63,7 @@ def test_a_budget_below_the_forecast_refuses_to_start(fake: FakeChatServer, cli,
 
 def test_a_budget_without_prices_cannot_be_checked(fake: FakeChatServer, cli) -> None:
     run = cli("draft", A, B, "--max-cost", "5")
-    assert run.code == 6 and f"no price for {MODEL}" in run.err and fake.history == []
+    assert run.code == 2 and f"no price for {MODEL}" in run.err and fake.history == []
 
 
 def test_a_budget_reached_mid_run_stops_and_the_rerun_reuses_what_was_paid(fake: FakeChatServer, cli,

@@ -51,6 +51,14 @@ CATALOGUE = [
 ]
 
 
+def all_priced() -> list[dict]:
+    """The catalogue without featherless-ai, its one live provider that gives no price: auto then has an upper
+    bound (the dearest live provider, together)."""
+    models = copy.deepcopy(CATALOGUE)
+    models[0]["providers"] = [p for p in models[0]["providers"] if p["provider"] != "featherless-ai"]
+    return models
+
+
 @pytest.fixture
 def fake_router(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeChatServer]:
     with FakeChatServer() as server:
@@ -126,6 +134,7 @@ def test_providers_without_any_catalogue_exits_2(fake_router, cli, tmp_path) -> 
 
 
 def test_a_draft_with_an_empty_price_table_is_priced_by_the_router(fake_router, draft, tmp_path) -> None:
+    fake_router.models = all_priced()
     run = draft("hf-inference-providers", "mistral-3-small")
     assert run.code == 0, run.err
     forecast = next(line for line in run.err.splitlines() if line.startswith("Forecast:"))
@@ -147,6 +156,7 @@ def test_a_draft_with_an_empty_price_table_is_priced_by_the_router(fake_router, 
 
 
 def test_max_cost_below_the_router_forecast_refuses_to_start(fake_router, draft, project) -> None:
+    fake_router.models = all_priced()
     run = draft("hf-inference-providers", "mistral-3-small", "--max-cost", "0.0001")
     assert run.code == 6
     assert fake_router.history == [], "nothing was sent"
@@ -170,7 +180,7 @@ def test_without_network_the_last_prices_read_are_used_and_their_age_said(fake_r
     cache.mkdir(parents=True, exist_ok=True)
     read_at = datetime.now(UTC) - timedelta(hours=30)
     (cache / "router-models.json").write_text(json.dumps({
-        "read_at": read_at.isoformat(), "router": fake_router.base_url.removesuffix("/v1"), "data": CATALOGUE}))
+        "read_at": read_at.isoformat(), "router": fake_router.base_url.removesuffix("/v1"), "data": all_priced()}))
     fake_router.models = None  # the router cannot be read now
     run = draft("hf-inference-providers", "mistral-3-small")
     assert run.code == 0, run.err

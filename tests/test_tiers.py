@@ -64,12 +64,25 @@ def a_reference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(conftest, "REFERENCE_DIR", tmp_path / "reference")
 
 
+def no_mount(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_chromium(monkeypatch, tmp_path)  # no mount command on PATH
+
+
+def a_mount(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "bin").mkdir()
+    for name in ("mount", "umount"):
+        (tmp_path / "bin" / name).write_text("#!/bin/sh\n")
+        (tmp_path / "bin" / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+
+
 # tier -> (hide its asset, provide a stand-in for it, what the reason names)
 TIERS: dict[str, tuple[Setup, Setup, str]] = {
     "chromium": (no_chromium, a_chromium, "headless Chromium is not on PATH"),
     "local_model": (no_llama_cpp, a_local_model, "the local model is not usable (*llama_cpp"),
     "llama_server": (no_llama_server, a_llama_server, "llama-cpp-python's server is not usable"),
     "reference": (no_reference, a_reference, "no reference pages in"),
+    "mount": (no_mount, a_mount, "cannot mount a tmpfs here"),
 }
 
 
