@@ -128,7 +128,9 @@ class ChatBackend:
         except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
             raise RequestDeadline(self.server, self.timeout) from None
         except json.JSONDecodeError as exc:
-            raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
+            raise MalformedBody(f"{self.server} answered with a body that is not JSON ({exc.msg})") from None
+        except RecursionError:  # JSON nested deeper than the parser goes: no chat answer is
+            raise MalformedBody(f"{self.server} answered with a body nested too deeply to read") from None
 
     def _chat(self, target: Target, messages: list[Message], dialect: Dialect, model: str = "") -> Any:
         """A chat completion with ``dialect``'s response_format, exactly as given.

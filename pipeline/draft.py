@@ -13,7 +13,7 @@ from .assemble import assemble
 from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, NotServed, Outcome, plural
 from .project import Project, shown
-from .provenance import Record, build_record, read_record, write_record
+from .provenance import Record, build_record, read_draft, read_record, write_record
 from .render import reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
@@ -117,7 +117,7 @@ def command(root: Path, args: Namespace) -> Outcome:
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:
     """A draft on disk is replaced only where it holds nothing but generated text."""
-    text = path.read_text(encoding="utf-8")
+    text = read_draft(path)
     if text == page or (record is not None and text == record.page.text):
         return
     hint = ("Run `python -m pipeline refresh " + str(path.name) + "` to merge new generations into your edits, "

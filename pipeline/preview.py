@@ -28,7 +28,7 @@ from markupsafe import Markup, escape
 from .errors import InputError, Outcome
 from .merge import line_owners
 from .project import Project
-from .provenance import Record, read_record, sidecar_path
+from .provenance import Record, read_draft, read_record, sidecar_path
 from .render import render
 from .review import CARD, FRAME, parse_section, section_id
 from .settings import settings_for
@@ -475,7 +475,7 @@ def title_of(parts: list[Part]) -> str:
 
 
 def preview(root: Path, draft: Path) -> str:
-    text = draft.read_text(encoding="utf-8").replace("\r\n", "\n")
+    text = read_draft(draft)
     notice = ""
     try:
         record = read_record(draft)

@@ -22,6 +22,14 @@ def one_error(err: str) -> str:
     return "\n".join(line for line in lines if not line.startswith("hint: "))
 
 
+def the_error(err: str) -> str:
+    """The one ``error:`` line of a run that printed progress lines too; no traceback."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
 def nothing_written(project: Path, fake: FakeChatServer) -> None:
     assert fake.history == [], "no request is sent for bad input"
     assert not list((project / "outputs").glob("*")) if (project / "outputs").exists() else True
@@ -173,3 +181,57 @@ def test_a_missing_certificate_file_is_named_before_any_request(fake: FakeChatSe
     "error: : No such file or directory" and no name."""
     monkeypatch.setenv("SSL_CERT_FILE", str(project / "no-such-ca.pem"))
     refused(draft(A, B), project, fake, "SSL_CERT_FILE", "no-such-ca.pem", "not a file")
+
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+def test_a_deeply_nested_pyproject_toml_is_one_error(fake: FakeChatServer, cli, project: Path) -> None:
+    pyproject = project / "pyproject.toml"
+    original = pyproject.read_text(encoding="utf-8")
+    for text, words in ((original + f"deep = {DEEP}\n", ("nested too deeply",)),  # inside [tool.verdicts]
+                        (f"a = {DEEP}\n" + original, ("nested too deeply",)),
+                        ("tool = 3\n", ("tool", "must be a table")),
+                        ("[tool]\nverdicts = 'x'\n", ("tool.verdicts", "must be a table"))):
+        pyproject.write_text(text, encoding="utf-8")
+        for command in (("draft", A, B), ("stale",), ("check",)):
+            run = cli(*command)
+            if command == ("check",):  # check lists every problem on stdout, one line per file
+                assert run.code == 2 and "Traceback" not in run.err and run.out.startswith("pyproject.toml: "), run.err
+                assert all(word in run.out for word in words), run.out
+            else:
+                refused(run, project, fake, str(pyproject), *words)
+
+
+def test_a_chat_completion_body_nested_100000_deep_is_one_error(fake: FakeChatServer, draft, project: Path) -> None:
+    deep = b'{"object": "chat.completion", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    fake.enqueue(Scripted(raw=deep))
+    run = draft(A, B)
+    assert run.code == 3, run.err
+    error = the_error(run.err)
+    assert "nested too deeply" in error and fake.base_url in error
+    assert not (project / "outputs").exists() or not list((project / "outputs").glob("*.md"))
+
+
+def test_an_error_body_nested_100000_deep_is_one_error(fake: FakeChatServer, draft) -> None:
+    fake.enqueue(Scripted(status=400, raw=b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"))
+    run = draft(A, B)
+    assert run.code == 3, run.err
+    assert "HTTP 400" in the_error(run.err)
+
+
+def test_a_latin1_draft_is_the_same_one_error_in_every_command(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    page = project / "outputs" / f"{A}-vs-{B}.md"
+    page.write_bytes(page.read_text(encoding="utf-8").replace("Which one", "Café: which one")
+                     .encode("latin-1", errors="replace"))  # saved by an editor set to Latin-1
+    said = f"{page}: not UTF-8 text"
+    for command in (("preview", f"{A}-vs-{B}"), ("quotes",), ("quotes", "--json"), ("stale",), ("refresh",),
+                    ("draft", A, B)):
+        run = cli(*command)
+        assert run.code == 2 and said in the_error(run.err), (command, run.err)
+    run = cli("check")  # check lists every problem on stdout, one line per file
+    assert run.code == 2 and "Traceback" not in run.err and f"outputs/{A}-vs-{B}.md: not UTF-8 text" in run.out
+    (project / "outputs" / f"{A}-vs-{B}.provenance.json").unlink()  # a draft without its sidecar, drafted again
+    run = cli("draft", A, B)
+    assert run.code == 2 and said in the_error(run.err), run.err
