@@ -4,6 +4,8 @@ nothing written and no request sent; never a traceback."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from pipeline.runlog import log_path
@@ -235,3 +237,25 @@ def test_a_latin1_draft_is_the_same_one_error_in_every_command(fake: FakeChatSer
     (project / "outputs" / f"{A}-vs-{B}.provenance.json").unlink()  # a draft without its sidecar, drafted again
     run = cli("draft", A, B)
     assert run.code == 2 and said in the_error(run.err), run.err
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pipeline_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` in a process of its own, stdout and stderr pipes, with ``env`` added."""
+    return subprocess.run([sys.executable, "-m", "pipeline", "--root", str(project), *args], cwd=ROOT, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, timeout=120)
+
+
+def test_huggingface_offline_mode_is_said_once_before_any_request(fake: FakeChatServer, cli, project: Path) -> None:
+    """HF_HUB_OFFLINE is read when huggingface_hub is imported: a process of its own, as a user runs it."""
+    run = pipeline_run(project, "draft", A, B, HF_HUB_OFFLINE="1")
+    assert run.returncode == 2, run.stderr
+    error = one_error(run.stderr)
+    assert "HF_HUB_OFFLINE" in error and "offline mode is on" in error and "localhost" in error
+    assert "retrying" not in run.stderr and "could not connect" not in run.stderr
+    nothing_written(project, fake)
+    assert cli("draft", A, B).code == 0  # online: every review is cached
+    run = pipeline_run(project, "draft", A, B, HF_HUB_OFFLINE="1")
+    assert run.returncode == 0 and len(fake.history) == 8, "offline, a draft that needs no request is made"
