@@ -259,3 +259,11 @@ def test_huggingface_offline_mode_is_said_once_before_any_request(fake: FakeChat
     assert cli("draft", A, B).code == 0  # online: every review is cached
     run = pipeline_run(project, "draft", A, B, HF_HUB_OFFLINE="1")
     assert run.returncode == 0 and len(fake.history) == 8, "offline, a draft that needs no request is made"
+
+
+def test_preview_out_dev_stdout_writes_the_page_to_stdout(fake: FakeChatServer, cli, project: Path) -> None:
+    """/dev/stdout is a pipe here, as in `preview X --out /dev/stdout | less`: written to, not replaced beside."""
+    assert cli("draft", A, B).code == 0
+    run = pipeline_run(project, "preview", f"{A}-vs-{B}", "--out", "/dev/stdout")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert run.stdout.lstrip().lower().startswith("<!doctype html>") and run.stdout.rstrip().endswith("</html>")
