@@ -71,7 +71,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
             page = page.keep(as_edited(record.page, draft_lines(path)), pinned)
         if path.exists() and not force:
             refuse_to_overwrite(path, page.text, record)
-        write_atomic(path, page.text)
+        write_atomic(path.resolve(), page.text)  # a draft that is a link: where it leads
         keep = {name: record.sections[name] for name in pinned} if record else {}
         record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep,
                               pinned, approved)

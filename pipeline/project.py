@@ -56,6 +56,13 @@ def shown(path: Path, root: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else str(path.relative_to(root)) if path == root else text
 
 
+def canonical(draft: Path) -> Path:
+    """One name per draft, however it was given (``./outputs/x.md``, an absolute path): its folder resolved, its own
+    name kept. A draft that is a symbolic link stays the link: its sidecar is beside the link, where the project
+    keeps it, while its text is read and written where the link leads."""
+    return draft.parent.resolve() / draft.name
+
+
 def _memo(environment: dict[str, Any]) -> object:
     """What tells one recorded environment from another, cheaply (stale asks once per draft): its items with their
     types (1 and 1.0 may plan differently); JSON for one whose values cannot be hashed."""
@@ -194,7 +201,7 @@ class Project:
         name = given if given.endswith(".md") else given + ".md"
         for candidate in (self.root / name, self.outputs / Path(name).name):
             if candidate.is_file():
-                return candidate.resolve()
+                return canonical(candidate)
         raise InputError(given, None, "no such draft", hint=f"Drafts are {self.outputs}/<a>-vs-<b>.md.")
 
     def shown(self, path: Path) -> str:

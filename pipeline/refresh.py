@@ -224,7 +224,7 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
         merged, change.conflicts = merge(base, ours, theirs)
     result = "\n".join(merged)
     if result != text:
-        write_atomic(status.path, result.replace("\n", "\r\n") if crlf else result)
+        write_atomic(status.path.resolve(), result.replace("\n", "\r\n") if crlf else result)  # through a link
         change.written = True
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
     # editor's and the regeneration as identical, so nothing is lost or doubled.

@@ -267,3 +267,29 @@ def test_preview_out_dev_stdout_writes_the_page_to_stdout(fake: FakeChatServer, 
     run = pipeline_run(project, "preview", f"{A}-vs-{B}", "--out", "/dev/stdout")
     assert run.returncode == 0 and run.stderr == "", run.stderr
     assert run.stdout.lstrip().lower().startswith("<!doctype html>") and run.stdout.rstrip().endswith("</html>")
+
+
+def test_a_symlinked_draft_has_its_sidecar_beside_the_link(fake: FakeChatServer, cli, project: Path,
+                                                            tmp_path: Path) -> None:
+    """outputs/x.md links to a page kept elsewhere; its sidecar stays in outputs/, beside the link."""
+    assert cli("draft", A, B).code == 0
+    link = project / "outputs" / f"{A}-vs-{B}.md"
+    kept = project / "elsewhere" / "comparison.md"
+    kept.parent.mkdir()
+    link.rename(kept)
+    link.symlink_to(kept)
+    for command in (("stale",), ("stale", f"{A}-vs-{B}"), ("check",)):
+        run = cli(*command)
+        assert run.code == 0 and "provenance" not in run.out + run.err, (command, run.out, run.err)
+    html = tmp_path / "preview.html"
+    assert cli("preview", f"{A}-vs-{B}", "--out", str(html)).code == 0
+    assert "no sidecar" not in html.read_text()
+    sheet = project / "tools" / f"{B}.toml"
+    sheet.write_text(sheet.read_text().replace('entry = "Free"', 'entry = "Free weights"'))
+    run = cli("refresh")
+    assert run.code == 0, run.err
+    assert link.is_symlink() and "Free weights" in kept.read_text(), "the page is refreshed where the link leads"
+    assert cli("stale").code == 0
+    kept.write_text(kept.read_text().replace("Which one", "Which tool"))
+    assert cli("draft", A, B, "--force").code == 0
+    assert link.is_symlink() and "Which one" in kept.read_text(), "drafted again where the link leads"
