@@ -3,14 +3,17 @@ nothing written and no request sent; never a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from pipeline.runlog import log_path
 from pipeline.validate import NeedsReask, parse_reply
-from tests.fakeserver import FakeChatServer, Scripted
+from tests.fakeserver import FakeChatServer, Scripted, lens_and_tool, synthetic
 
 A, B = "hf-inference-providers", "mistral-3-small"
 
@@ -293,3 +296,23 @@ def test_a_symlinked_draft_has_its_sidecar_beside_the_link(fake: FakeChatServer,
     kept.write_text(kept.read_text().replace("Which one", "Which tool"))
     assert cli("draft", A, B, "--force").code == 0
     assert link.is_symlink() and "Which one" in kept.read_text(), "drafted again where the link leads"
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["cache outside the project", "cache inside it"])
+def test_a_placeholder_names_its_kept_reply_without_the_machines_path(fake: FakeChatServer, cli, project: Path,
+                                                                      tmp_path: Path, monkeypatch,
+                                                                      inside: bool) -> None:
+    """The page and its sidecar are committed: the kept reply is named relative to the project, or to the cache."""
+    if inside:
+        monkeypatch.setenv("VERDICTS_CACHE_DIR", str(project / ".cache"))
+    short = json.dumps({"verdict": "ship", "quote": "Too short to pass."})
+    fake.responder = lambda request: short if lens_and_tool(request)[0] == "buyer" else synthetic(request)
+    assert cli("draft", A, B).code == 4
+    name = f".cache/failed/{B}--buyer.json" if inside else f"{{cache_dir}}/failed/{B}--buyer.json"
+    page = (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+    sidecar = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text(encoding="utf-8"))
+    assert f"kept in `{name}`" in page and sidecar["sections"][f"buyer:{B}"]["kept"] == name
+    assert str(tmp_path) not in page and str(tmp_path) not in json.dumps(sidecar)
+    run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")  # and accept still finds it
+    assert run.code == 0, run.err
+    assert "> “Too short to pass.”" in (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
