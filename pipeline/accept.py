@@ -7,12 +7,11 @@ needed: the draft's other missing quotes wait for ``refresh``.
 
 from __future__ import annotations
 
-import json
 from argparse import Namespace
 from pathlib import Path
 
 from .cache import ReviewCache
-from .errors import InputError, Outcome
+from .errors import InputError, Outcome, parse_json
 from .project import Project, kept_path
 from .provenance import read_record, sidecar_path
 from .refresh import place
@@ -36,7 +35,7 @@ def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
             raise InputError("command line", "SECTION", f"{name} already has a quote; there is nothing to accept")
         kept_file = kept_path(section.kept, project.root, project.settings.cache_dir)
         try:
-            kept = json.loads(kept_file.read_text(encoding="utf-8"))
+            kept = parse_json(kept_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(kept_file, None, f"the kept reply cannot be read ({exc})",
                              hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None

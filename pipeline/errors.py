@@ -39,6 +39,15 @@ class Outcome:
     errors: list[str] = field(default_factory=list)  # printed as "error: ..." once the lines are out
 
 
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, with JSON nested deeper than the parser goes (a RecursionError) raised as the ValueError any
+    other bad JSON raises: a file of ours that someone broke is bad input, never a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def plural(count: int, noun: str, nouns: str = "") -> str:
     """``1 request``, ``2 requests``: a count with its noun (``nouns`` where adding an s is wrong)."""
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -316,3 +317,27 @@ def test_a_placeholder_names_its_kept_reply_without_the_machines_path(fake: Fake
     run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")  # and accept still finds it
     assert run.code == 0, run.err
     assert "> “Too short to pass.”" in (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+
+
+def test_json_files_of_ours_nested_100000_deep_are_bad_input_not_a_traceback(fake: FakeChatServer, cli,
+                                                                              project: Path, tmp_path: Path) -> None:
+    """Files the pipeline writes and reads back, broken by hand: the stale digests (a cache, so ignored), a kept
+    reply for accept, a calibration corpus line."""
+    deep = "[" * 100_000 + "]" * 100_000
+    short = json.dumps({"verdict": "ship", "quote": "Too short to pass."})
+    fake.responder = lambda request: short if lens_and_tool(request)[0] == "buyer" else synthetic(request)
+    assert cli("draft", A, B).code == 4
+    (tmp_path / "cache" / "stale-digests.json").write_text(deep)
+    run = cli("stale")
+    assert run.code == 1 and "Traceback" not in run.err and "no valid review yet" in run.out, run.err
+    kept = tmp_path / "cache" / "failed" / f"{B}--buyer.json"
+    kept.write_text(deep)
+    run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")
+    assert run.code == 2 and str(kept) in one_error(run.err) and "nested too deeply" in run.err, run.err
+    corpus = tmp_path / "corpus-copy"
+    shutil.copytree(ROOT / "tests" / "calibration", corpus)
+    lines = corpus / "corpus" / "w1-terse-american.jsonl"
+    lines.write_text(lines.read_text(encoding="utf-8") + deep + "\n", encoding="utf-8")
+    run = cli("calibrate", "--corpus", str(corpus))
+    assert run.code == 2 and str(lines) in one_error(run.err) and "line 41" in run.err and "nested too deeply" \
+        in run.err, run.err
