@@ -7,13 +7,12 @@ needed: the draft's other missing quotes wait for ``refresh``.
 
 from __future__ import annotations
 
-import json
 from argparse import Namespace
 from pathlib import Path
 
 from .cache import ReviewCache
-from .errors import InputError, Outcome
-from .project import Project
+from .errors import InputError, Outcome, parse_json
+from .project import Project, kept_path
 from .provenance import read_record, sidecar_path
 from .refresh import place
 from .review import Review, parse_section
@@ -34,19 +33,19 @@ def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
                              hint="Quotes: " + ", ".join(n for n, s in record.sections.items() if s.key))
         if not section.missing:
             raise InputError("command line", "SECTION", f"{name} already has a quote; there is nothing to accept")
-        kept_path = project.root / section.kept
+        kept_file = kept_path(section.kept, project.root, project.settings.cache_dir)
         try:
-            kept = json.loads(kept_path.read_text(encoding="utf-8"))
+            kept = parse_json(kept_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise InputError(kept_path, None, f"the kept reply cannot be read ({exc})",
+            raise InputError(kept_file, None, f"the kept reply cannot be read ({exc})",
                              hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None
         if not isinstance(kept, dict) or kept.get("key") != section.key:
-            raise InputError(kept_path, "key", "the kept reply is for another prompt or model",
+            raise InputError(kept_file, "key", "the kept reply is for another prompt or model",
                              hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.")
         try:
             reply = parse_reply(kept.get("last_reply"))
         except NeedsReask as exc:
-            raise InputError(kept_path, "last_reply", f"cannot be used as it is: {'; '.join(exc.problems)}",
+            raise InputError(kept_file, "last_reply", f"cannot be used as it is: {'; '.join(exc.problems)}",
                              hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None
         review = Review(*parse_section(name), reply.verdict, normalise_quote(reply.quote), str(kept.get("model", "")),
                         str(kept.get("provider", "")), accepted=True)

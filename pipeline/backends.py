@@ -20,7 +20,7 @@ from huggingface_hub.utils import get_session
 
 from .capped import MAX_REPLY, capped
 from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
-from .errors import InputError, VerdictsError
+from .errors import InputError, VerdictsError, plural
 from .retry import RequestDeadline, request_timeout, router_error, within_deadline
 from .review import Backend, Completion, Message, Target
 from .router import Catalogue, structured_for
@@ -132,7 +132,9 @@ class ChatBackend:
         except InferenceTimeoutError:  # a single read took the whole timeout: the same failure, the same words
             raise RequestDeadline(self.server, self.timeout) from None
         except json.JSONDecodeError as exc:
-            raise MalformedBody(f"the server answered with a body that is not JSON ({exc.msg})") from None
+            raise MalformedBody(f"{self.server} answered with a body that is not JSON ({exc.msg})") from None
+        except RecursionError:  # JSON nested deeper than the parser goes: no chat answer is
+            raise MalformedBody(f"{self.server} answered with a body nested too deeply to read") from None
 
     def _chat(self, target: Target, messages: list[Message], dialect: Dialect, model: str = "") -> Any:
         """A chat completion with ``dialect``'s response_format, exactly as given.
@@ -175,6 +177,22 @@ def _check_certificates() -> None:
                 raise InputError(name, None, f"names {value!r}, which is not a {kind}: the HTTP client reads its "
                                  "TLS certificates there", hint=f"Point {name} at a CA bundle, or unset it.")
             return  # the first one set is the one the client reads
+
+
+def refuse_offline(backend: Backend, pending: Callable[[], int]) -> None:
+    """huggingface_hub's offline mode (``HF_HUB_OFFLINE``, or ``TRANSFORMERS_OFFLINE``) refuses every request its
+    client makes, to a server on localhost too: said once, before anything is sent, instead of as a connection
+    that fails on every retry. Reviews already cached need no request, so a run that sends nothing goes ahead."""
+    from huggingface_hub import constants
+
+    if not (isinstance(backend, ChatBackend) and constants.is_offline_mode()) or not (count := pending()):
+        return
+    variable = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    raise InputError(f"environment variable {variable}", None,
+                     f"huggingface_hub's offline mode is on: it refuses every request, to a server on localhost too, "
+                     f"so {plural(count, 'review')} not cached cannot be asked of {backend.describe()}; nothing was "
+                     "sent", hint=f"Unset {variable} (or set it to 0), or draft with the embedded model "
+                     "(VERDICTS_BACKEND=local), which needs no network.")
 
 
 def _build_session() -> None:

@@ -14,13 +14,12 @@ file's name), and the fact sheets of the tools they review (``tools/``). From th
 
 from __future__ import annotations
 
-import json
 import re
 from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import FAILED, OK, InputError, Outcome
+from .errors import FAILED, OK, InputError, Outcome, parse_json
 from .load import FactSheet, Persona, load_personas, load_tool
 from .validate import quote_problems
 
@@ -93,7 +92,7 @@ def read_corpus(directory: Path) -> list[tuple[str, str, str, str]]:
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
+                entry = parse_json(line)
                 rows.append((f"{path.name} line {number}", str(entry["tool"]), str(entry["lens"]), str(entry["quote"])))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(path, f"line {number}", f"not a corpus entry ({exc})") from None

@@ -18,7 +18,7 @@ from .errors import BAD_INPUT, OK, STALE, InputError, Outcome, plural
 from .load import SLUG, FactSheet, load_persona, load_personas, load_tool, persona_paths
 from .merge import RESOLVE, editor_side, line_owners, unresolved
 from .project import Project, shown
-from .provenance import Record, read_record
+from .provenance import Record, read_draft, read_record
 from .render import reask_message
 from .review import FRAME, Review, describe_section, is_card, section_id
 from .settings import Settings, load_settings
@@ -119,9 +119,9 @@ def check_draft(project: Project, path: Path) -> DraftProblems:
         if record is None:
             return DraftProblems(has_record=False)
         project.community(*record.tools)
+        lines = read_draft(path).split("\n")
     except InputError as error:
         return DraftProblems(problem_lines(error, project.root))
-    lines = path.read_text(encoding="utf-8").replace("\r\n", "\n").split("\n")
     found = DraftProblems(unpublishable=[f"{where}: line {c.start + 1}: an unresolved conflict about {c.what}: "
                                          f"{RESOLVE}" for c in unresolved(lines)])
     quotes = shown_quotes(record, lines)

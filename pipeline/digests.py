@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .errors import parse_json
 from .provenance import DraftFile, sidecar_path
 from .write import write_atomic
 
@@ -41,7 +42,7 @@ class Digests:
         self._drafts: list[tuple[DraftFile, list[list[int] | None]]] = []
         self._now = time.time_ns()
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            data = parse_json(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
         if isinstance(data, dict) and data.get("version") == VERSION and isinstance(data.get("drafts"), dict):

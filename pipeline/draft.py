@@ -13,7 +13,7 @@ from .assemble import assemble
 from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, NotServed, Outcome, plural
 from .project import Project, shown
-from .provenance import Record, build_record, read_record, sidecar_path, write_record
+from .provenance import Record, build_record, read_draft, read_record, sidecar_path, write_record
 from .render import reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
@@ -73,7 +73,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
             page = page.keep(as_edited(record.page, draft_lines(path)), pinned)
         if path.exists() and not force:
             refuse_to_overwrite(path, page.text, record)
-        write_atomic(path, page.text)
+        write_atomic(path.resolve(), page.text)  # a draft that is a link: where it leads
         keep = {name: record.sections[name] for name in pinned} if record else {}
         record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep,
                               pinned, approved)
@@ -119,7 +119,7 @@ def command(root: Path, args: Namespace) -> Outcome:
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:
     """A draft on disk is replaced only where it holds nothing but generated text."""
-    text = path.read_text(encoding="utf-8")
+    text = read_draft(path)
     if text == page or (record is not None and text == record.page.text):
         return
     hint = ("Run `python -m pipeline refresh " + str(path.name) + "` to merge new generations into your edits, "

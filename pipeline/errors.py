@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import types
 import typing
@@ -37,6 +38,15 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
     exit_code: int = OK
     errors: list[str] = field(default_factory=list)  # printed as "error: ..." once the lines are out
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads``, with JSON nested deeper than the parser goes (a RecursionError) raised as the ValueError any
+    other bad JSON raises: a file of ours that someone broke is bad input, never a traceback."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

@@ -15,7 +15,7 @@ from .costs import Stats, counted_usage, price_for
 from .errors import BudgetReached, GaveUpOnReply, NotServed, TransportError
 from .limiter import Limits
 from .progress import Progress
-from .project import shown
+from .project import kept_name
 from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe, status_of
 from .review import Backend, Completion, Job, Message, Review, Target
@@ -156,7 +156,8 @@ class Reviewer:
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: no valid reply, kept in {exc.kept}",
                                    cached=False)
             return Review(job.persona.lens, job.slug, "", "", job.target.model, job.target.provider,
-                          missing="; ".join(exc.problems), kept=shown(exc.kept, self.root) if exc.kept else "")
+                          missing="; ".join(exc.problems),
+                          kept=kept_name(exc.kept, self.root, self.settings.cache_dir) if exc.kept else "")
         except TransportError as exc:
             if not self.keep_going or exc.status in (401, 403) or self.down.halted.is_set():
                 self._fail(exc)

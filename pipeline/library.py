@@ -72,12 +72,9 @@ class Dispute:
 
 
 def showings(draft: DraftFile, page: str) -> list[Shown]:
-    """Every quote section of one draft as it shows a review; none when the draft cannot be read or has no
-    sidecar (``stale`` and ``refresh`` report it; it lends nothing)."""
-    try:
-        lines, record = draft.lines, draft.record
-    except InputError:
-        return []
+    """Every quote section of one draft as it shows a review; none when it has no sidecar. InputError when the
+    draft or its sidecar cannot be read."""
+    lines, record = draft.lines, draft.record
     if record is None:
         return []
     base = record.page
@@ -99,6 +96,9 @@ class Library:
     def __init__(self) -> None:
         self._pages: dict[str, tuple[DraftFile, list[Shown] | None]] = {}  # page -> the draft, its showings
         self._edits: dict[tuple[str, str], list[Shown]] = {}  # (section, key) -> hand-edited showings
+        # Drafts that could not be read, or whose sidecar could not: they lend nothing (``stale`` and ``refresh``
+        # report them), and ``quotes`` reports them too.
+        self.unreadable: dict[str, InputError] = {}
 
     @classmethod
     def of(cls, project: Project, drafts: list[Path] | None = None) -> Library:
@@ -112,8 +112,8 @@ class Library:
                     draft.data is not None and draft.as_generated
             except InputError:
                 lazy = False
-            found = None if lazy else showings(draft, page)
-            library._pages[page] = (draft, found)
+            library._pages[page] = (draft, None)
+            found = None if lazy else library._on_page(page)
             for shown in found or []:
                 if shown.edited and shown.text and not shown.pinned:
                     library._edits.setdefault((shown.section, shown.key), []).append(shown)
@@ -122,7 +122,10 @@ class Library:
     def _on_page(self, page: str) -> list[Shown]:
         draft, found = self._pages[page]
         if found is None:
-            found = showings(draft, page)
+            try:
+                found = showings(draft, page)
+            except InputError as error:
+                found, self.unreadable[page] = [], error
             self._pages[page] = (draft, found)
         return found
 

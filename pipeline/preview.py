@@ -13,7 +13,9 @@ text; images become their alt text and links their text, so the page loads nothi
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from argparse import Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from markupsafe import Markup, escape
 from .errors import InputError, Outcome
 from .merge import line_owners
 from .project import Project
-from .provenance import Record, read_record, sidecar_path
+from .provenance import Record, read_draft, read_record, sidecar_path
 from .render import render
 from .review import CARD, FRAME, parse_section, section_id
 from .settings import settings_for
@@ -475,7 +477,7 @@ def title_of(parts: list[Part]) -> str:
 
 
 def preview(root: Path, draft: Path) -> str:
-    text = draft.read_text(encoding="utf-8").replace("\r\n", "\n")
+    text = read_draft(draft)
     notice = ""
     try:
         record = read_record(draft)
@@ -490,10 +492,24 @@ def preview(root: Path, draft: Path) -> str:
     return render(root, "preview.html.j2", title=title_of(parts), notice=notice, parts=parts)
 
 
+def is_stream(path: Path) -> bool:
+    """A terminal, a device or a pipe (``/dev/stdout``, a FIFO): written straight to, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
 def command(root: Path, args: Namespace) -> Outcome:
     settings = settings_for(root, args)
     path = Project(root, settings).find_draft(args.draft)
     out = not_editorial(root, root / args.out, "--out") if args.out else \
         (settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
-    write_atomic(out, preview(root, path))
+    page = preview(root, path)
+    if args.out and is_stream(root / args.out):  # an atomic write would put a file in its place, or fail (/proc)
+        with open(root / args.out, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        return Outcome([])  # the page may be going to stdout: nothing else is printed there
+    write_atomic(out, page)
     return Outcome([f"Wrote {out} (open file://{out})"])

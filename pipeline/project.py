@@ -57,6 +57,31 @@ def shown(path: Path, root: Path) -> str:
     return text[len(prefix):] if text.startswith(prefix) else str(path.relative_to(root)) if path == root else text
 
 
+CACHE_DIR = "{cache_dir}"  # how a page and its sidecar name the cache directory when it is outside the project
+
+
+def kept_name(path: Path, root: Path, cache_dir: Path) -> str:
+    """A kept reply as a page and its sidecar name it (both are committed): relative to the project when the cache
+    is inside it, else relative to the cache directory (``{cache_dir}/failed/<tool>--<lens>.json``), never by the
+    machine's absolute path."""
+    name = shown(path, root)
+    if not Path(name).is_absolute():
+        return name
+    return f"{CACHE_DIR}/{path.relative_to(cache_dir).as_posix()}" if path.is_relative_to(cache_dir) else path.name
+
+
+def kept_path(name: str, root: Path, cache_dir: Path) -> Path:
+    """Where a kept reply named by ``kept_name`` is (a sidecar written before it may hold an absolute path)."""
+    return cache_dir / name.removeprefix(f"{CACHE_DIR}/") if name.startswith(f"{CACHE_DIR}/") else root / name
+
+
+def canonical(draft: Path) -> Path:
+    """One name per draft, however it was given (``./outputs/x.md``, an absolute path): its folder resolved, its own
+    name kept. A draft that is a symbolic link stays the link: its sidecar is beside the link, where the project
+    keeps it, while its text is read and written where the link leads."""
+    return draft.parent.resolve() / draft.name
+
+
 def _memo(environment: dict[str, Any]) -> object:
     """What tells one recorded environment from another, cheaply (stale asks once per draft): its items with their
     types (1 and 1.0 may plan differently); JSON for one whose values cannot be hashed."""
@@ -196,7 +221,7 @@ class Project:
         name = given if given.endswith(".md") else given + ".md"
         for candidate in (self.root / name, self.outputs / Path(name).name):
             if candidate.is_file():
-                return candidate.resolve()
+                return canonical(candidate)
         raise InputError(given, None, "no such draft", hint=f"Drafts are {self.outputs}/<a>-vs-<b>.md.")
 
     def shown(self, path: Path) -> str:

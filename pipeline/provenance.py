@@ -218,12 +218,19 @@ def read_record(draft: Path) -> Record | None:
 
 
 def read_draft(path: Path) -> str:
-    """The editor's draft, with LF line ends whatever it was saved with."""
+    """The editor's draft, with LF line ends whatever it was saved with. Every command reads a draft's text here,
+    so a draft that cannot be read gets the same one error, naming it, from each."""
     try:
         return _read_text(path)
     except UnicodeDecodeError as exc:
         raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
                          hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
+    except FileNotFoundError:
+        raise InputError(path, None, "no such draft") from None
+    except IsADirectoryError:
+        raise InputError(path, None, "is a directory, not a draft") from None
+    except OSError as exc:
+        raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
 
 
 def short_hash(value: Any) -> str:

@@ -12,7 +12,7 @@ from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError, Outcome
+from .errors import BAD_INPUT, OK, InputError, Outcome
 from .library import Library, Shown
 from .project import Project
 from .review import parse_section
@@ -32,9 +32,9 @@ class Quote:
         return "approved" if any(shown.state != "raw" for shown in self.pages) else "raw"
 
 
-def collect(project: Project, tools: list[str]) -> list[Quote]:
+def collect(project: Project, tools: list[str], library: Library | None = None) -> list[Quote]:
     found: dict[tuple[str, str], Quote] = {}
-    for name, showings in Library.of(project).shown.items():
+    for name, showings in (library or Library.of(project)).shown.items():
         lens, slug = parse_section(name)
         if not tools or slug in tools:
             found[(slug, lens)] = Quote(slug, lens, sorted(showings, key=lambda shown: shown.page))
@@ -52,16 +52,20 @@ def command(root: Path, args: Namespace) -> Outcome:
     for slug in args.tools:
         if not project.tool_path(slug).is_file():
             raise InputError("command line", "TOOL", f"{slug!r} has no fact sheet in tools/")
-    quotes = collect(project, args.tools)
+    library = Library.of(project)
+    quotes = collect(project, args.tools, library)
+    # A page that cannot be read is not left out in silence: what it shows is unknown, so the answer is incomplete.
+    errors = [error.message for error in library.unreadable.values()]
+    code = BAD_INPUT if errors else OK
     if args.json:
         return Outcome([json.dumps([{"tool": q.tool, "lens": q.lens, "state": q.state, "pages": [
             {"page": s.page, "state": s.state, "text": s.text, "approved_in": s.source, "pinned": s.pinned}
-            for s in q.pages]} for q in quotes], indent=2, ensure_ascii=False)])
+            for s in q.pages]} for q in quotes], indent=2, ensure_ascii=False)], code, errors)
     lines = []
     for quote in quotes:
         lines.append(f"{quote.tool} / {quote.lens}: {quote.state}")
         for shown in quote.pages:
             lines.append(f"  {shown.page} ({describe(shown)}): {shown.text[:100]}"
                          + ("..." if len(shown.text) > 100 else ""))
-    return Outcome(lines or ["No quotes: no draft under outputs/ carries one."])
+    return Outcome(lines or ["No quotes: no draft under outputs/ carries one."], code, errors)
 

@@ -266,7 +266,8 @@ def _merge_into(project: Project, status: DraftStatus, reviews: dict[str, Review
     if result == text:
         return change, theirs, pinned, False
     try:
-        write_atomic(status.path, result.replace("\n", "\r\n") if crlf else result, unchanged=seen)
+        write_atomic(status.path.resolve(), result.replace("\n", "\r\n") if crlf else result,  # through a link
+                     unchanged=seen)
     except ChangedSinceRead:
         return change, theirs, pinned, None
     return change, theirs, pinned, True

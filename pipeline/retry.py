@@ -202,7 +202,7 @@ def server_said(exc: HfHubHTTPError) -> str:
     response = exc.response
     try:
         body = response.json() if response is not None else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: the body as text below
         body = None
     if isinstance(body, dict):
         error = body.get("error")

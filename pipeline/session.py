@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TextIO
 
-from .backends import ChatBackend, select_backend
+from .backends import ChatBackend, refuse_offline, select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
 from .errors import GaveUpOnReply, NotServed, ProviderNotServing
@@ -90,6 +90,8 @@ class ReviewSession:
             if not jobs_left:
                 print(f"{announce}: every review comes from the drafts under outputs/", file=self.log)
                 return {job.section: reused[job.key] for job in jobs}
+            refuse_offline(self.backend, lambda: sum(cached_review(cache, job, self.retry_fallbacks, self.use_cache)
+                                                     is None for job in {job.key: job for job in jobs_left}.values()))
             jobs_left = self.consult(jobs_left)
             planned = self.forecast(cache, jobs_left)
             if self.consulted.refused and planned.requests:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import InputError, clip, explain
+from .load import read_toml
 from .secret import public_url
 
 BackendName = Literal["endpoint", "hf", "local"]
@@ -121,10 +121,10 @@ def load_settings(root: Path, env: Mapping[str, str] | None = None, **flags: Any
     pyproject = root / "pyproject.toml"
     layers: dict[str, tuple[Any, str]] = {}
     if pyproject.is_file():
-        try:
-            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("verdicts", {})
-        except tomllib.TOMLDecodeError as exc:
-            raise InputError(pyproject, None, f"not valid TOML: {exc}") from None
+        tool = read_toml(pyproject, "pyproject.toml").get("tool", {})
+        table = tool.get("verdicts", {}) if isinstance(tool, dict) else None
+        if not isinstance(table, dict):
+            raise InputError(pyproject, "tool" if table is None else "tool.verdicts", "must be a table")
         for key, value in table.items():
             layers[key] = (value, f"{pyproject} [tool.verdicts]")
     for field, var in ENV_NAMES.items():

@@ -13,7 +13,7 @@ from .errors import OK, STALE, InputError, Outcome, plural
 from .library import Dispute, Library
 from .load import FactSheet
 from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
-from .project import Project
+from .project import Project, canonical
 from .provenance import DraftFile, Record, Section, changes, keys_hash, short_hash, sidecar_path, votes_file
 from .review import FRAME, Review, card_id, describe_section, is_card, parse_section, section_id
 from .settings import settings_for
@@ -154,8 +154,8 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     if not project.personas:  # a broken persona file is bad input even when there is no draft to check
         return []
     outputs = project.outputs
-    as_is = outputs.is_dir() and outputs.resolve() == outputs  # then a draft there needs no resolving, unless a link
-    unique = list(dict.fromkeys(path if as_is and path.parent == outputs and not path.is_symlink() else path.resolve()
+    as_is = outputs.is_dir() and outputs.resolve() == outputs  # then a draft there needs no resolving
+    unique = list(dict.fromkeys(path if as_is and path.parent == outputs else canonical(path)
                                 for path in paths))  # a draft named twice is checked once
     digests = Digests(project.settings.cache_dir)
     every = project.all_drafts()

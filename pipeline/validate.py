@@ -7,7 +7,6 @@ import re
 
 from pydantic import ValidationError
 
-from .errors import clip
 from .load import Beat, FactSheet, Persona
 from .review import Reply
 
@@ -15,6 +14,16 @@ FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n(?P<body>.*?)\n?```$", re.DOTALL)
 HEADING = re.compile(r"(^|\n)\s*#{1,6}\s")
 LIST_ITEM = re.compile(r"(^|\n)\s*([-*+•]|\d+[.)])\s")
 QUOTE_MARKS = "\"'“”‘’«»"
+# A quote is prose: no link or image reaches the page, in any of Markdown's forms. Code spans are left out of the
+# search first (`pip install 'litellm[proxy]'`, `base_url="https://openrouter.ai/api/v1"`): code is never linked.
+CODE_SPAN = re.compile(r"(`+)(?!`).*?(?<!`)\1(?!`)", re.DOTALL)
+MARKUP = {
+    "a Markdown image": re.compile(r"!\["),
+    "a Markdown link": re.compile(r"\][(\[]|^\s*\[[^\]]+\]:", re.MULTILINE),  # [t](url), [t][ref], [ref]: url
+    "an autolink": re.compile(r"<[A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*>|<[^\s<>@]+@[^\s<>@]+>"),
+    # GitHub-flavoured Markdown links these on its own. A bare domain (huggingface.co) stays text everywhere.
+    "a web address": re.compile(r"\b(?:https?|ftp)://|\bwww\.\w", re.IGNORECASE),
+}
 
 
 class NeedsReask(Exception):
@@ -50,10 +59,19 @@ def parse_reply(text: str | None) -> Reply:
             if error["type"] == "missing":
                 problems.append(f'the key "{field}" is missing')
             elif field == "verdict":
-                problems.append(clip(f'"verdict" must be "ship" or "skip", not {error.get("input")!r}', 200))
+                problems.append(f'"verdict" must be "ship" or "skip", not {said(error.get("input"))}')
             else:
                 problems.append(f'"{field}": {error["msg"]}')
         raise NeedsReask(problems) from None
+
+
+def said(value: object) -> str:
+    """A model's wrong value, for a problem: a short word as it is, anything else described. The problems are shown
+    on the page's placeholder too, where no text of the model's (a link, an image) may reach."""
+    if isinstance(value, str):
+        return repr(value) if re.fullmatch(r"[a-z][a-z -]{0,19}", value) else f"a string of {len(value)} characters"
+    return "null" if value is None else {bool: "true or false", int: "a number", float: "a number",
+                                         list: "a list", dict: "an object"}.get(type(value), "another value")
 
 
 def normalise_quote(quote: str) -> str:
@@ -137,6 +155,11 @@ def quote_problems(persona: Persona, quote: str, sheet: FactSheet | None = None)
         problems.append("the quote must not contain Markdown headings")
     if LIST_ITEM.search(quote):
         problems.append("the quote must not contain a bulleted or numbered list")
+    prose = CODE_SPAN.sub("", quote)
+    markup = next((name for name, pattern in MARKUP.items() if pattern.search(prose)), None)
+    if markup:
+        problems.append(f"the quote contains {markup}; write plain prose without links or images (name a product "
+                        "or its domain, such as huggingface.co, in words)")
     words = len(quote.split())
     if not persona.min_words <= words <= persona.max_words:
         problems.append(f"the quote has {words} words; it must have {persona.min_words} to {persona.max_words}")

@@ -3,12 +3,18 @@ nothing written and no request sent; never a traceback."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from pipeline.runlog import log_path
 from pipeline.validate import NeedsReask, parse_reply
-from tests.fakeserver import FakeChatServer, Scripted
+from tests.fakeserver import FakeChatServer, Scripted, lens_and_tool, synthetic
 
 A, B = "hf-inference-providers", "mistral-3-small"
 
@@ -20,6 +26,14 @@ def one_error(err: str) -> str:
     assert lines and lines[0].startswith("error: "), err
     assert sum(line.startswith("error") for line in lines) == 1, err
     return "\n".join(line for line in lines if not line.startswith("hint: "))
+
+
+def the_error(err: str) -> str:
+    """The one ``error:`` line of a run that printed progress lines too; no traceback."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1, err
+    return errors[0]
 
 
 def nothing_written(project: Path, fake: FakeChatServer) -> None:
@@ -173,3 +187,157 @@ def test_a_missing_certificate_file_is_named_before_any_request(fake: FakeChatSe
     "error: : No such file or directory" and no name."""
     monkeypatch.setenv("SSL_CERT_FILE", str(project / "no-such-ca.pem"))
     refused(draft(A, B), project, fake, "SSL_CERT_FILE", "no-such-ca.pem", "not a file")
+
+
+DEEP = "[" * 10_000 + "]" * 10_000
+
+
+def test_a_deeply_nested_pyproject_toml_is_one_error(fake: FakeChatServer, cli, project: Path) -> None:
+    pyproject = project / "pyproject.toml"
+    original = pyproject.read_text(encoding="utf-8")
+    for text, words in ((original + f"deep = {DEEP}\n", ("nested too deeply",)),  # inside [tool.verdicts]
+                        (f"a = {DEEP}\n" + original, ("nested too deeply",)),
+                        ("tool = 3\n", ("tool", "must be a table")),
+                        ("[tool]\nverdicts = 'x'\n", ("tool.verdicts", "must be a table"))):
+        pyproject.write_text(text, encoding="utf-8")
+        for command in (("draft", A, B), ("stale",), ("check",)):
+            run = cli(*command)
+            if command == ("check",):  # check lists every problem on stdout, one line per file
+                assert run.code == 2 and "Traceback" not in run.err and run.out.startswith("pyproject.toml: "), run.err
+                assert all(word in run.out for word in words), run.out
+            else:
+                refused(run, project, fake, str(pyproject), *words)
+
+
+def test_a_chat_completion_body_nested_100000_deep_is_one_error(fake: FakeChatServer, draft, project: Path) -> None:
+    deep = b'{"object": "chat.completion", "choices": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    fake.enqueue(Scripted(raw=deep))
+    run = draft(A, B)
+    assert run.code == 3, run.err
+    error = the_error(run.err)
+    assert "nested too deeply" in error and fake.base_url in error
+    assert not (project / "outputs").exists() or not list((project / "outputs").glob("*.md"))
+
+
+def test_an_error_body_nested_100000_deep_is_one_error(fake: FakeChatServer, draft) -> None:
+    fake.enqueue(Scripted(status=400, raw=b'{"error": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"))
+    run = draft(A, B)
+    assert run.code == 3, run.err
+    assert "HTTP 400" in the_error(run.err)
+
+
+def test_a_latin1_draft_is_the_same_one_error_in_every_command(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0
+    page = project / "outputs" / f"{A}-vs-{B}.md"
+    page.write_bytes(page.read_text(encoding="utf-8").replace("Which one", "Café: which one")
+                     .encode("latin-1", errors="replace"))  # saved by an editor set to Latin-1
+    said = f"{page}: not UTF-8 text"
+    for command in (("preview", f"{A}-vs-{B}"), ("quotes",), ("quotes", "--json"), ("stale",), ("refresh",),
+                    ("draft", A, B)):
+        run = cli(*command)
+        assert run.code == 2 and said in the_error(run.err), (command, run.err)
+    run = cli("check")  # check lists every problem on stdout, one line per file
+    assert run.code == 2 and "Traceback" not in run.err and f"outputs/{A}-vs-{B}.md: not UTF-8 text" in run.out
+    (project / "outputs" / f"{A}-vs-{B}.provenance.json").unlink()  # a draft without its sidecar, drafted again
+    run = cli("draft", A, B)
+    assert run.code == 2 and said in the_error(run.err), run.err
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pipeline_run(project: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pipeline ARGS`` in a process of its own, stdout and stderr pipes, with ``env`` added."""
+    return subprocess.run([sys.executable, "-m", "pipeline", "--root", str(project), *args], cwd=ROOT, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, capture_output=True, timeout=120)
+
+
+def test_huggingface_offline_mode_is_said_once_before_any_request(fake: FakeChatServer, cli, project: Path) -> None:
+    """HF_HUB_OFFLINE is read when huggingface_hub is imported: a process of its own, as a user runs it."""
+    run = pipeline_run(project, "draft", A, B, HF_HUB_OFFLINE="1")
+    assert run.returncode == 2, run.stderr
+    error = one_error(run.stderr)
+    assert "HF_HUB_OFFLINE" in error and "offline mode is on" in error and "localhost" in error
+    assert "retrying" not in run.stderr and "could not connect" not in run.stderr
+    nothing_written(project, fake)
+    assert cli("draft", A, B).code == 0  # online: every review is cached
+    run = pipeline_run(project, "draft", A, B, HF_HUB_OFFLINE="1")
+    assert run.returncode == 0 and len(fake.history) == 8, "offline, a draft that needs no request is made"
+
+
+def test_preview_out_dev_stdout_writes_the_page_to_stdout(fake: FakeChatServer, cli, project: Path) -> None:
+    """/dev/stdout is a pipe here, as in `preview X --out /dev/stdout | less`: written to, not replaced beside."""
+    assert cli("draft", A, B).code == 0
+    run = pipeline_run(project, "preview", f"{A}-vs-{B}", "--out", "/dev/stdout")
+    assert run.returncode == 0 and run.stderr == "", run.stderr
+    assert run.stdout.lstrip().lower().startswith("<!doctype html>") and run.stdout.rstrip().endswith("</html>")
+
+
+def test_a_symlinked_draft_has_its_sidecar_beside_the_link(fake: FakeChatServer, cli, project: Path,
+                                                            tmp_path: Path) -> None:
+    """outputs/x.md links to a page kept elsewhere; its sidecar stays in outputs/, beside the link."""
+    assert cli("draft", A, B).code == 0
+    link = project / "outputs" / f"{A}-vs-{B}.md"
+    kept = project / "elsewhere" / "comparison.md"
+    kept.parent.mkdir()
+    link.rename(kept)
+    link.symlink_to(kept)
+    for command in (("stale",), ("stale", f"{A}-vs-{B}"), ("check",)):
+        run = cli(*command)
+        assert run.code == 0 and "provenance" not in run.out + run.err, (command, run.out, run.err)
+    html = tmp_path / "preview.html"
+    assert cli("preview", f"{A}-vs-{B}", "--out", str(html)).code == 0
+    assert "no sidecar" not in html.read_text()
+    sheet = project / "tools" / f"{B}.toml"
+    sheet.write_text(sheet.read_text().replace('entry = "Free"', 'entry = "Free weights"'))
+    run = cli("refresh")
+    assert run.code == 0, run.err
+    assert link.is_symlink() and "Free weights" in kept.read_text(), "the page is refreshed where the link leads"
+    assert cli("stale").code == 0
+    kept.write_text(kept.read_text().replace("Which one", "Which tool"))
+    assert cli("draft", A, B, "--force").code == 0
+    assert link.is_symlink() and "Which one" in kept.read_text(), "drafted again where the link leads"
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["cache outside the project", "cache inside it"])
+def test_a_placeholder_names_its_kept_reply_without_the_machines_path(fake: FakeChatServer, cli, project: Path,
+                                                                      tmp_path: Path, monkeypatch,
+                                                                      inside: bool) -> None:
+    """The page and its sidecar are committed: the kept reply is named relative to the project, or to the cache."""
+    if inside:
+        monkeypatch.setenv("VERDICTS_CACHE_DIR", str(project / ".cache"))
+    short = json.dumps({"verdict": "ship", "quote": "Too short to pass."})
+    fake.responder = lambda request: short if lens_and_tool(request)[0] == "buyer" else synthetic(request)
+    assert cli("draft", A, B).code == 4
+    name = f".cache/failed/{B}--buyer.json" if inside else f"{{cache_dir}}/failed/{B}--buyer.json"
+    page = (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+    sidecar = json.loads((project / "outputs" / f"{A}-vs-{B}.provenance.json").read_text(encoding="utf-8"))
+    assert f"kept in `{name}`" in page and sidecar["sections"][f"buyer:{B}"]["kept"] == name
+    assert str(tmp_path) not in page and str(tmp_path) not in json.dumps(sidecar)
+    run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")  # and accept still finds it
+    assert run.code == 0, run.err
+    assert "> “Too short to pass.”" in (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+
+
+def test_json_files_of_ours_nested_100000_deep_are_bad_input_not_a_traceback(fake: FakeChatServer, cli,
+                                                                              project: Path, tmp_path: Path) -> None:
+    """Files the pipeline writes and reads back, broken by hand: the stale digests (a cache, so ignored), a kept
+    reply for accept, a calibration corpus line."""
+    deep = "[" * 100_000 + "]" * 100_000
+    short = json.dumps({"verdict": "ship", "quote": "Too short to pass."})
+    fake.responder = lambda request: short if lens_and_tool(request)[0] == "buyer" else synthetic(request)
+    assert cli("draft", A, B).code == 4
+    (tmp_path / "cache" / "stale-digests.json").write_text(deep)
+    run = cli("stale")
+    assert run.code == 1 and "Traceback" not in run.err and "no valid review yet" in run.out, run.err
+    kept = tmp_path / "cache" / "failed" / f"{B}--buyer.json"
+    kept.write_text(deep)
+    run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")
+    assert run.code == 2 and str(kept) in one_error(run.err) and "nested too deeply" in run.err, run.err
+    corpus = tmp_path / "corpus-copy"
+    shutil.copytree(ROOT / "tests" / "calibration", corpus)
+    lines = corpus / "corpus" / "w1-terse-american.jsonl"
+    lines.write_text(lines.read_text(encoding="utf-8") + deep + "\n", encoding="utf-8")
+    run = cli("calibrate", "--corpus", str(corpus))
+    assert run.code == 2 and str(lines) in one_error(run.err) and "line 41" in run.err and "nested too deeply" \
+        in run.err, run.err

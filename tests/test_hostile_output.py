@@ -15,7 +15,7 @@ import pytest
 
 from pipeline.progress import Progress
 from pipeline.render import cell, md
-from tests.fakeserver import FakeChatServer, Scripted, synthetic
+from tests.fakeserver import FakeChatServer, Scripted, lens_and_tool, synthetic
 from tests.test_preview import browser, preview_of
 
 A, B = "hf-inference-providers", "mistral-3-small"
@@ -67,8 +67,9 @@ def test_a_remote_load_slipped_into_the_preview_is_blocked_in_chromium(fake: Fak
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        fake.responder = with_text(f" ![x]({url}/quote.png)")
         assert cli("draft", A, B).code == 0
+        draft = project / "outputs" / f"{A}-vs-{B}.md"  # a model's image is re-asked; an editor may type one
+        draft.write_text(draft.read_text().replace("that is the point.", f"that is ![x]({url}/q.png) the point."))
         html = preview_of(cli, project, tmp_path / "preview.html")
         assert "<img" not in html and url not in html, "an image in a quote shows as its alt text"
         # A regression that let a tag through would still load nothing: the policy forbids it.
@@ -127,3 +128,74 @@ def test_terminal_escapes_in_progress_lines_are_neutralised() -> None:
     Progress(out, bar=False).say(f"  retrying builder review of x: ValueError: bad{ESCAPES} body")
     assert "\x1b" not in out.getvalue() and "\x9b" not in out.getvalue()
     assert "bad\\x1b]0;owned" in out.getvalue()
+
+
+MARKUP_FORMS = {
+    "a Markdown image": " ![chart](http://example.invalid/track.png)",
+    "a Markdown link": " See [the docs](https://example.invalid/docs) first.",
+    "a reference link": " See [the docs][1] first.",
+    "an autolink": " See <https://example.invalid/docs> first.",
+    "a web address": " See https://example.invalid/docs first.",
+}
+
+
+def marked_up(extra: str, times: int):
+    """The synthetic reply, with ``extra`` in the builder's quote on A in the first ``times`` requests for it."""
+    asked = []
+
+    def answer(request: dict[str, Any]) -> str:
+        reply = json.loads(synthetic(request))
+        if lens_and_tool(request)[0] == "builder" and "Marketplace" in lens_and_tool(request)[1]:
+            asked.append(request)
+            if len(asked) <= times:
+                reply["quote"] = reply["quote"].replace("and that is the point.", f"and that is the point.{extra}")
+        return json.dumps(reply)
+    return answer
+
+
+@pytest.mark.parametrize("form", MARKUP_FORMS)
+def test_a_link_or_image_in_a_quote_is_re_asked_and_never_reaches_the_page(fake: FakeChatServer, draft,
+                                                                          project: Path, form: str) -> None:
+    fake.responder = marked_up(MARKUP_FORMS[form], times=1)
+    run = draft(A, B)
+    assert run.code == 0, run.err
+    assert len(fake.history) == 9, "one re-ask, for the builder's quote on A"
+    reask = next(h["json"]["messages"][-1]["content"] for h in fake.history if len(h["json"]["messages"]) > 2)
+    assert f"the quote contains {form.replace('reference link', 'Markdown link')}" in reask
+    assert "write plain prose without links or images" in reask
+    page = (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+    assert "example.invalid" not in page and "](" not in page and "][" not in page and "<http" not in page
+
+
+def test_a_reply_that_keeps_its_link_ends_as_a_placeholder(fake: FakeChatServer, draft, project: Path) -> None:
+    fake.responder = marked_up(MARKUP_FORMS["a Markdown image"], times=99)
+    run = draft(A, B)
+    assert run.code == 4, run.err
+    assert "the quote contains a Markdown image" in run.err
+    page = (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+    assert "**Missing builder quote.**" in page and "the quote contains a Markdown image" in page
+    assert "example.invalid" not in page and "](" not in page
+
+
+def test_a_model_written_verdict_never_reaches_the_placeholder(fake: FakeChatServer, draft, project: Path) -> None:
+    """The problem that names a wrong verdict is shown on the page's placeholder: the model's text is not in it."""
+    def answer(request: dict[str, Any]) -> str:
+        reply = json.loads(synthetic(request))
+        if lens_and_tool(request)[0] == "builder":
+            reply["verdict"] = "![x](http://example.invalid/verdict.png)"
+        return json.dumps(reply)
+    fake.responder = answer
+    run = draft(A, B)
+    assert run.code == 4, run.err
+    page = (project / "outputs" / f"{A}-vs-{B}.md").read_text(encoding="utf-8")
+    assert page.count('"verdict" must be "ship" or "skip", not a string of 40 characters') == 2
+    assert "example.invalid" not in page and "![" not in page
+
+
+def test_a_web_address_in_code_and_a_bare_domain_pass_on_the_first_request(fake: FakeChatServer, draft,
+                                                                          project: Path) -> None:
+    fake.responder = with_text(" (`base_url=\"https://huggingface.co/v1\"` and `pip install 'x[proxy]'`, as "
+                               "huggingface.co documents)")
+    run = draft(A, B)
+    assert run.code == 0 and "0 re-asks" in run.out, run.err
+    assert "`base_url=\"https://huggingface.co/v1\"`" in (project / "outputs" / f"{A}-vs-{B}.md").read_text()

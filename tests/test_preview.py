@@ -3,7 +3,6 @@ callouts, verdicts coloured, nothing loaded from elsewhere."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -15,7 +14,7 @@ from pipeline.assemble import Page
 from pipeline.merge import line_owners
 from pipeline.preview import find_conflicts
 from pipeline.provenance import read_record
-from tests.fakeserver import FakeChatServer, attentive, lens_and_tool, synthetic
+from tests.fakeserver import FakeChatServer, attentive
 
 A, B = "hf-inference-providers", "mistral-3-small"
 A_NAME, B_NAME = "Hugging Face Inference Providers Marketplace", "Mistral 3 Small (24B)"
@@ -264,21 +263,14 @@ def test_lines_an_editor_inserts_belong_to_the_section_they_are_in() -> None:
     assert set(line_owners(base, old_form, regions)[14:17]) == {"lens:b"}, "the older note is about the text above"
 
 
-def imaged_reply(request: dict) -> str:
-    reply = json.loads(synthetic(request))
-    if lens_and_tool(request) == ("builder", A_NAME):
-        reply["quote"] = reply["quote"].replace("and that is the point.",
-                                                "and that is the point ![x](http://example.invalid/a.png).")
-    return json.dumps(reply)
-
-
 def test_an_image_or_a_link_in_a_quote_loads_nothing(fake: FakeChatServer, cli, project: Path,
                                                      tmp_path: Path) -> None:
-    fake.responder = imaged_reply
+    """A model's link or image is re-asked (tests/test_hostile_output.py); an editor may still type one."""
     assert cli("draft", A, B).code == 0
     draft = project / "outputs" / f"{A}-vs-{B}.md"
-    assert "![x](http://example.invalid/a.png)" in draft.read_text()
-    text = draft.read_text().replace("neither ahead of demand", "neither [ahead](https://example.invalid/l) of demand")
+    text = draft.read_text().replace("and that is the point.",
+                                     "and that is the point ![x](http://example.invalid/a.png).", 1)
+    text = text.replace("neither ahead of demand", "neither [ahead](https://example.invalid/l) of demand")
     draft.write_text(text)
     html = preview_of(cli, project, tmp_path / "preview.html")
     body = html.split("<body>", 1)[1]
