@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .errors import CLOSED_PIPE, FAILED, INTERRUPTED, Outcome, VerdictsError, printable
+from .errors import CLOSED_PIPE, INTERRUPTED, NOT_WRITTEN, UNEXPECTED, Outcome, VerdictsError, printable
 from .secret import redact
 
 
@@ -279,11 +279,11 @@ def _main(args: argparse.Namespace) -> int:
         if args.debug:
             say(traceback.format_exc().rstrip())
         say(f"error: {exc.filename or ''}: {exc.strerror or exc}")
-        return FAILED
+        return NOT_WRITTEN
     except Exception as exc:  # our bug, not the input's: the traceback helps, printed like every message
         say(traceback.format_exc().rstrip())
         say(f"error: unexpected {type(exc).__name__}: a bug in verdicts; please report it with the lines above")
-        return FAILED
+        return UNEXPECTED
     except KeyboardInterrupt:
         print("interrupted: the page being drafted was not written; replies already received are cached, so "
               "running the same command again asks only for the rest", file=sys.stderr)

@@ -37,6 +37,7 @@ from .settings import StructuredDialect
 
 Dialect = Literal["json_schema", "json_object_schema", "tgi", "none"]
 assert set(get_args(StructuredDialect)) == {"auto", *get_args(Dialect)}
+SET: dict[StructuredDialect, Dialect] = {name: name for name in get_args(Dialect)}  # a setting that names a dialect
 # From the most to the least expressive: a refused dialect falls back to the next one.
 ORDER: tuple[Dialect, ...] = get_args(Dialect)
 DETECT_TIMEOUT = 5.0  # seconds for GET /models; a server that takes longer is asked in OpenAI's shape
@@ -116,7 +117,7 @@ class StructuredOutput:
         with self._lock:
             if self._dialect is None:
                 if self._setting != "auto":
-                    self._dialect, self._why = self._setting, "set by structured_dialect"  # type: ignore[assignment]
+                    self._dialect, self._why = SET[self._setting], "set by structured_dialect"
                 else:
                     self._dialect, self._why = self._detector()
             return self._dialect

@@ -20,13 +20,14 @@ from typing import Any
 
 # Exit statuses, every one the pipeline uses.
 OK = 0
-FAILED = 1  # an unexpected failure (an OSError); ``stale`` also exits 1 when it finds stale drafts
-STALE = 1
-BAD_INPUT = 2
+STALE = 1  # stale drafts, unresolved conflicts, approved texts in dispute, or a draft not publishable as it stands
+BAD_INPUT = 2  # an editorial file, a setting or a flag is wrong (a persona edit that fails calibration included)
 BACKEND_FAILED = 3
 REPLY_INVALID = 4
 CONFLICT = 5  # refresh finished, but an editor must look: overlapping edits, or drafts it could not refresh
 OVER_BUDGET = 6
+NOT_WRITTEN = 7  # the machine refused a read or a write (a full disk, a read-only file system, no permission)
+UNEXPECTED = 70  # a bug in verdicts (sysexits' EX_SOFTWARE): the traceback is printed
 INTERRUPTED = 130
 CLOSED_PIPE = 141  # 128 + SIGPIPE: a reader closed our pipe before the command finished
 
@@ -80,7 +81,7 @@ def printable(text: str) -> str:
 class VerdictsError(Exception):
     """Root of the pipeline's errors: a message for the user and a hint on how to fix it."""
 
-    exit_code = FAILED
+    exit_code = UNEXPECTED  # every error raised on purpose names its own status
     hint = ""
 
     def __init__(self, message: str, hint: str | None = None) -> None:
@@ -289,7 +290,7 @@ class CacheUnwritable(VerdictsError):
     """The response cache cannot be written (a full disk, a file size limit, no permission, a read-only file
     system): the machine's failure, not the input's, and the replies cached there are intact."""
 
-    exit_code = FAILED
+    exit_code = NOT_WRITTEN
 
 
 class ProviderNotServing(VerdictsError):

@@ -1,8 +1,10 @@
 """The three-way merge of a refresh: the page as last generated (base), the editor's file (ours) and the page
 generated now (theirs), line by line with ``merge3``. Pure: no files, no model.
 
-Where the editor and the generation changed the same lines, the editor's text stays and the new generation goes
-in an HTML comment right after it: invisible on the rendered page, plain to see in the pull request's diff.
+Where the editor and the generation changed the same lines, both go into the draft in one block of git's diff3
+conflict markers (``<<<<<<< your edit`` ... ``||||||| generated last time`` ... ``=======`` ... ``>>>>>>>
+generated now``), each marker alone on its line between blank lines: seen in the pull request's diff and on the
+rendered page alike, so it cannot be published unnoticed. Blocks in the older HTML-comment form are still read.
 """
 
 from __future__ import annotations

@@ -60,24 +60,24 @@ def within_deadline(call: Callable[[], T], seconds: float, url: str) -> T:
     The call runs in a daemon thread: past the deadline it is abandoned (its connection ends when the server's does,
     or at the next read timeout) and never holds up the run or the process's exit.
     """
-    outcome: list[tuple[bool, Any]] = []
+    values: list[T] = []
+    failures: list[BaseException] = []
     done = threading.Event()
 
     def run() -> None:
         try:
-            outcome.append((True, call()))
+            values.append(call())
         except BaseException as exc:  # handed to the caller, in its own thread
-            outcome.append((False, exc))
+            failures.append(exc)
         finally:
             done.set()
 
     threading.Thread(target=run, name="request", daemon=True).start()
     if not done.wait(seconds):
         raise RequestDeadline(url, seconds)
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value  # type: ignore[no-any-return]
+    if failures:
+        raise failures[0]
+    return values[0]
 
 
 def get_within(url: str, headers: dict[str, str], seconds: float) -> httpx2.Response:

@@ -246,3 +246,26 @@ def test_the_fake_server_says_what_its_modes_do() -> None:
     for mode in ("synthetic", "attentive", "reference", "offbeat"):
         line = next((line for line in shown.splitlines() if line.split()[:1] == [mode]), "")
         assert len(line.split()) > 4, (mode, shown)
+
+
+_crash_on: list[str] = []
+
+
+def _crash(event: str, args: tuple[object, ...]) -> None:
+    if event == "open" and _crash_on and str(args[0]).endswith(_crash_on[0]):
+        raise ZeroDivisionError("a stand-in for a bug of ours")
+
+
+sys.addaudithook(_crash)  # does nothing unless a test names a file
+
+
+def test_an_unexpected_error_has_its_own_exit_status(cli, project: Path) -> None:
+    """A bug (any exception that is not ours or the machine's) is exit 70, not 1, which means stale drafts."""
+    _crash_on.append("skeptic.toml")
+    try:
+        run = cli("stale")
+    finally:
+        _crash_on.clear()
+    assert run.code == 70, run.err
+    assert "Traceback" in run.err and "error: unexpected ZeroDivisionError: a bug in verdicts" in run.err
+

@@ -148,7 +148,7 @@ def test_a_file_size_limit_under_the_cache_is_not_called_damage(fake: FakeChatSe
     process = subprocess.run([sys.executable, "-c", LIMITED.format(limit=16 * 1024), "--root", str(project),
                               "draft", A, C], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                              capture_output=True, text=True, timeout=60)
-    assert process.returncode == 1, process.stderr
+    assert process.returncode == 7, process.stderr
     (error,) = errors(process.stderr)
     directory = tmp_path / "cache" / "responses-v2"
     assert error.startswith(f"error: {directory}: the response cache cannot be written: a file there may not "
@@ -203,7 +203,7 @@ def test_a_full_or_read_only_disk_under_the_cache_is_not_called_damage(condition
     else:
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     run = cli("draft", A, C)
-    assert run.code == 1, run.err
+    assert run.code == 7, run.err
     (error,) = errors(run.err)
     directory = small_disk / "cache" / "responses-v2"
     assert error == f"error: {directory}: the response cache cannot be written: {said}; this is not damage, and " \

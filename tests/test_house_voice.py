@@ -95,7 +95,7 @@ def test_a_persona_edit_that_breaks_calibration_fails_with_the_table(cli, projec
     end = text.index("required = true", start)
     skeptic.write_text(text[:start] + "patterns = ['The category is']\n" + text[end:])
     run = cli("calibrate", "--corpus", str(CORPUS))
-    assert run.code == 1 and "calibration FAILS: " in run.out and "skeptic on-beat" in run.out
+    assert run.code == 2 and "calibration FAILS: " in run.out and "skeptic on-beat" in run.out
     assert re.search(r"^skeptic\s+\d+/\d+", run.out, re.MULTILINE), "the per-lens table comes with the failure"
 
 
