@@ -28,8 +28,8 @@ REFERENCE_DIR = ROOT.parent / "shared" / "reference"
 REFERENCE_PANEL = ("builder", "skeptic", "buyer", "futurist")
 
 # Valid quotes in our own words, one per lens of the test project, hitting every beat; {name} is the tool's name.
-# A lens without its own (a persona added by a test, say) gets the builder's: a persona copied from builder.toml
-# passes with it.
+# A lens without its own (a persona added by a test, say) gets OTHER_LENS, which hits the builder's beats in other
+# words: a persona copied from builder.toml passes with it, and it does not repeat the builder's point.
 SYNTHETIC = {
     "builder": (
         "The core primitive of {name} is small enough to hold in your head, and that is the point. The DX bet is "
@@ -65,6 +65,15 @@ SYNTHETIC = {
         "default that nobody debates, chosen as quietly as a logging library."
     ),
 }
+
+OTHER_LENS = (
+    "What {name} hands an operator is one building block that survives a pager rotation. The bet its makers "
+    "placed is that the people who run it at three in the morning matter as much as the people who write the "
+    "first call, and I agree with them. My check is `{slug} --version` on a fresh host, then a restart under load, "
+    "and the service comes back with its state intact and its logs readable. Upgrades roll forward one node at a "
+    "time and roll back without a migration script. The decision I would defend in a review is the plain config "
+    "format: one file, read at start, diffable in a pull request, so nobody debugs a setting they cannot see."
+)
 
 # Fluent and on-topic, but it hits none of the beats of any lens.
 OFFBEAT = (
@@ -110,7 +119,7 @@ def slug_of(name: str) -> str:
 
 def synthetic(request: dict[str, Any]) -> str:
     lens, name = lens_and_tool(request)
-    quote = SYNTHETIC.get(lens, SYNTHETIC["builder"]).format(name=name, slug=slug_of(name))
+    quote = SYNTHETIC.get(lens, OTHER_LENS).format(name=name, slug=slug_of(name))
     return json.dumps({"verdict": "skip" if lens == "skeptic" else "ship", "quote": quote})
 
 
