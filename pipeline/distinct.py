@@ -24,7 +24,7 @@ from .generate import Reviewer, cached_review
 from .project import Project
 from .render import distinct_message
 from .review import Job, Review
-from .sameness import Overlap, clip_sentence, house_phrases, name_words, overlap, prepare, stock_phrases
+from .sameness import Overlap, clip_sentence, house_phrases, overlap, prepare, stock_phrases, tool_terms
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ def repeats(project: Project, cache: ReviewCache, jobs: list[Job], reviews: dict
             review = reviews.get(job.section) or cached_review(cache, job) or library.get(job.key)
             if review is not None and review.quote and not review.missing:
                 panel.append((job, review))
-        names = name_words(project.tool(slug), slug)
-        prepared = {job.section: prepare(review.quote, house, names) for job, review in panel}
+        terms = tool_terms(project.tool(slug), slug)
+        prepared = {job.section: prepare(review.quote, house, terms) for job, review in panel}
         for index, (first, first_review) in enumerate(panel):
             for second, second_review in panel[index + 1:]:
                 if second.key in fresh and not second_review.accepted:
@@ -81,7 +81,7 @@ def ask_again(project: Project, reviewer: Reviewer, cache: ReviewCache, jobs: li
         """The catalogue's stock phrases of this lens (across the drafts under outputs/) that the reply uses."""
         lens = repeat.job.persona.lens
         if lens not in stock:
-            quotes = [(lens, review.slug, review.quote, name_words(None, review.slug))
+            quotes = [(lens, review.slug, review.quote, tool_terms(None, review.slug))
                       for review in library.values() if review.lens == lens]
             stock[lens] = {s.phrase for s in stock_phrases(quotes, house).get(lens, [])}
         words = " ".join(repeat.review.quote.lower().split())

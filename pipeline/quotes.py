@@ -20,7 +20,7 @@ from .errors import InputError, Outcome
 from .library import Library, Shown
 from .project import Project
 from .review import describe_section, parse_section
-from .sameness import Stock, house_phrases, name_words, stock_phrases, stock_report
+from .sameness import Stock, Terms, house_phrases, stock_phrases, stock_report, tool_terms
 from .settings import settings_for
 
 
@@ -52,21 +52,22 @@ def describe(shown: Shown) -> str:
     return state + (", pinned" if shown.pinned else "")
 
 
-def _names(project: Project, slug: str) -> frozenset[str]:
+def _terms(project: Project, slug: str) -> Terms:
     try:
-        return name_words(project.tool(slug), slug)
+        return tool_terms(project.tool(slug), slug)
     except InputError:  # a tool whose fact sheet is gone: its slug names it
-        return name_words(None, slug)
+        return tool_terms(None, slug)
 
 
 def stock(project: Project, quotes: list[Quote]) -> tuple[dict[str, list[Stock]], dict[str, int]]:
     """The stock phrases of the quotes as the pages show them now (one text on several pages counts once), and how
     many quotes each lens has."""
-    shown = [(q.lens, s.page, s.text, _names(project, q.tool)) for q in quotes for s in q.pages if s.text]
+    shown = [(q.lens, f"{q.tool} on {s.page}", s.text, _terms(project, q.tool)) for q in quotes for s in q.pages
+             if s.text]
     products = frozenset(word for path in sorted(project.root.glob("tools/*.toml"))
-                         for word in _names(project, path.stem))
+                         for word in _terms(project, path.stem).names)
     counts: dict[str, int] = {}
-    for lens, _, text, _ in {(lens, "", text, names) for lens, _, text, names in shown}:
+    for lens, *_ in {(lens, text, terms) for lens, _, text, terms in shown}:  # a text on several pages: once
         counts[lens] = counts.get(lens, 0) + 1
     return stock_phrases(shown, house_phrases(project.personas), products), counts
 

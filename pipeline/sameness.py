@@ -23,12 +23,15 @@ from difflib import SequenceMatcher
 from .load import FactSheet, Persona
 from .review import describe_section, section_id
 
-# Two sentences are near-duplicates when their content words overlap this much (Dice: twice the shared words over
-# the words of both), sharing at least SENTENCE_WORDS of them; two quotes share a run when RUN_WORDS or more words
-# in a row, outside the signposts, are the same in both. Calibrated on the hand labels: see the README there.
+# Two quotes make the same point when their content words (not function words, signposts or the tool's name)
+# overlap by QUOTE_DICE or more (Dice: twice the shared words over the words of both); or when two of their
+# sentences are near-duplicates (SENTENCE_DICE, sharing SENTENCE_WORDS content words at least); or when they share
+# a run of words, outside the signposts, holding RUN_WORDS content words. Set where 9 in 10 pairs that editors
+# labelled distinct pass (a false flag costs a paid re-ask and an editor's time): tests/calibration/README.md.
+QUOTE_DICE = 0.2
 SENTENCE_DICE = 0.5
 SENTENCE_WORDS = 5
-RUN_WORDS = 7
+RUN_WORDS = 3
 # A stock phrase: at least STOCK_WORDS words, in more than one quote in STOCK_SHARE of a lens (and in two at least).
 STOCK_WORDS = 4
 STOCK_SHARE = 8
@@ -37,6 +40,8 @@ WORD = re.compile(r"[a-z0-9]+(?:['’.-][a-z0-9]+)*")
 CLAUSE = re.compile(r"[a-z0-9]+(?:['’.-][a-z0-9]+)*|[:;()—–]| - ")  # words, and the marks that end a clause
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"”’)]*\s+(?=[\"“(`'A-Z0-9])")
 TOOL = "<tool>"  # the reviewed tool's name, whatever it is
+ENTRY = "<entry>"  # its entry price, as the fact sheet gives it
+PLACEHOLDERS = (TOOL, ENTRY)
 # Function words: they carry no point of their own, so sentence overlap is counted on the other words.
 STOPWORDS = frozenset([
     "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "as",
@@ -64,12 +69,16 @@ def sentences(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """A word folded enough that "competitors" meets "competitor" and "team's" meets "team"."""
+    """A word folded enough that "competitors" meets "competitor", "routing" meets "routes" and "team's" meets
+    "team": a plural or a common suffix taken off (both sides of a comparison are folded alike)."""
     word = word.removesuffix("'s")
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+        word = word[:-1]
+    for suffix in ("ing", "ed", "es", "ly", "er", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
     return word
 
 
@@ -87,10 +96,20 @@ def house_phrases(personas: Iterable[Persona]) -> list[tuple[str, ...]]:
     return sorted(found, key=lambda p: (-len(p), p))
 
 
-def name_words(sheet: FactSheet | None, slug: str = "") -> frozenset[str]:
-    """The words that name the tool (its name and slug), read as one placeholder word."""
+@dataclass(frozen=True)
+class Terms:
+    """What a tool's fact sheet puts into any quote on it, read as placeholders: the words of its name (TOOL) and
+    its entry price (ENTRY). Mentioning the same fact is not making the same point, and a paragraph reused for
+    another tool with the name and price swapped is the same paragraph."""
+
+    names: frozenset[str] = frozenset()
+    entry: tuple[str, ...] = ()
+
+
+def tool_terms(sheet: FactSheet | None, slug: str = "") -> Terms:
     names = set(words(sheet.name) if sheet else []) | set(words(slug.replace("-", " ")))
-    return frozenset(word for word in names if word not in STOPWORDS and not word.isdigit())
+    return Terms(frozenset(word for word in names if word not in STOPWORDS and not word.isdigit()),
+                 tuple(words(sheet.entry)) if sheet else ())
 
 
 @dataclass(frozen=True)
@@ -101,18 +120,23 @@ class Prepared:
     tokens: tuple[tuple[str | None, ...], ...]
 
     def content(self, index: int) -> frozenset[str]:
-        return frozenset(stem(w) for w in self.tokens[index] if w is not None and w not in STOPWORDS and w != TOOL)
+        return frozenset(stem(w) for w in self.tokens[index]
+                         if w is not None and w not in STOPWORDS and w not in PLACEHOLDERS)
 
 
-def prepare(quote: str, house: Sequence[tuple[str, ...]] = (), names: frozenset[str] = frozenset()) -> Prepared:
+def prepare(quote: str, house: Sequence[tuple[str, ...]] = (), terms: Terms = Terms()) -> Prepared:
     cut = sentences(quote)
     tokens = []
     for sentence in cut:
         found: list[str | None] = []
         for w in CLAUSE.findall(sentence.lower().replace("’", "'")):
-            token = None if not w[0].isalnum() else TOOL if w in names else w
+            token = None if not w[0].isalnum() else TOOL if w in terms.names else w
             if not (token == TOOL and found and found[-1] == TOOL):  # "Hugging Face Inference Providers": one
                 found.append(token)
+        size = len(terms.entry)
+        for index in range(len(found) - size, -1, -1) if size else ():
+            if tuple(found[index:index + size]) == terms.entry:
+                found[index:index + size] = [ENTRY]
         index = 0
         while index < len(found):
             for phrase in house:
@@ -127,52 +151,61 @@ def prepare(quote: str, house: Sequence[tuple[str, ...]] = (), names: frozenset[
 
 @dataclass(frozen=True)
 class Overlap:
-    """How much two quotes say alike: the closest pair of sentences and the longest run of shared words."""
+    """How much two quotes say alike: their content words as a whole, the closest pair of sentences, and the
+    longest run of words they share."""
 
-    dice: float  # content-word overlap of the closest sentences
+    quote_dice: float  # content-word overlap of the two quotes: twice the shared words over the words of both
+    dice: float  # the same, for the closest pair of sentences
     shared_words: int  # content words those two sentences share
-    run: int  # the longest run of words (outside signposts) both quotes have
+    run: int  # content words in the longest run of words (outside signposts) both quotes have
     sentence: str  # the later quote's sentence that repeats the earlier one
     earlier: str  # the earlier quote's sentence it repeats
-    phrase: str  # the longest shared run, as words
+    phrase: str  # that run, as words
 
     @property
     def same(self) -> bool:
-        return (self.dice >= SENTENCE_DICE and self.shared_words >= SENTENCE_WORDS) or self.run >= RUN_WORDS
+        return (self.quote_dice >= QUOTE_DICE or (self.dice >= SENTENCE_DICE and self.shared_words >= SENTENCE_WORDS)
+                or self.run >= RUN_WORDS)
+
+
+def _dice(one: frozenset[str], two: frozenset[str]) -> float:
+    return 2 * len(one & two) / (len(one) + len(two)) if one and two else 0.0
 
 
 def _run(a: Sequence[str | None], b: Sequence[str | None]) -> tuple[int, str]:
-    """The longest run of words both have; masked words never match (each is its own placeholder)."""
+    """The run of words both have with the most content words in it, and how many; masked words never match."""
     left = [w if w is not None else f"\0a{i}" for i, w in enumerate(a)]
     right = [w if w is not None else f"\0b{i}" for i, w in enumerate(b)]
-    match = SequenceMatcher(None, left, right, autojunk=False).find_longest_match(0, len(left), 0, len(right))
-    run = [w for w in left[match.a:match.a + match.size]]
-    # A run of function words alone ("and it is on the") makes no point: count it only with a content word in it.
-    if not any(w not in STOPWORDS and w != TOOL for w in run):
-        return 0, ""
-    return match.size, " ".join(run)
+    best, phrase = 0, ""
+    for block in SequenceMatcher(None, left, right, autojunk=False).get_matching_blocks():
+        run = left[block.a:block.a + block.size]
+        content = sum(w not in STOPWORDS and w not in PLACEHOLDERS for w in run)
+        if content > best:
+            best, phrase = content, " ".join(run)
+    return best, phrase
 
 
 def overlap(earlier: Prepared, later: Prepared) -> Overlap:
+    if not later.sentences or not earlier.sentences:
+        return Overlap(0.0, 0.0, 0, 0, "", "", "")
     best = (0.0, 0, 0, 0)  # dice, shared, later sentence, earlier sentence
     run, phrase, run_at = 0, "", (0, 0)
     for j, _ in enumerate(later.sentences):
         mine = later.content(j)
         for i, _ in enumerate(earlier.sentences):
             theirs = earlier.content(i)
-            shared = len(mine & theirs)
-            dice = 2 * shared / (len(mine) + len(theirs)) if mine and theirs else 0.0
-            if (dice, shared) > best[:2]:
-                best = (dice, shared, j, i)
+            dice = _dice(mine, theirs)
+            if (dice, len(mine & theirs)) > best[:2]:
+                best = (dice, len(mine & theirs), j, i)
             size, words_ = _run(earlier.tokens[i], later.tokens[j])
             if size > run:
                 run, phrase, run_at = size, words_, (j, i)
+    whole = _dice(frozenset().union(*map(later.content, range(len(later.sentences)))),
+                  frozenset().union(*map(earlier.content, range(len(earlier.sentences)))))
     dice, shared, j, i = best
     if run >= RUN_WORDS and not (dice >= SENTENCE_DICE and shared >= SENTENCE_WORDS):
-        j, i = run_at  # the run is what is over the line: name its sentences
-    if not later.sentences or not earlier.sentences:
-        return Overlap(0.0, 0, 0, "", "", "")
-    return Overlap(round(dice, 3), shared, run, later.sentences[j], earlier.sentences[i], phrase)
+        j, i = run_at  # the shared run is what is over the line: name its sentences
+    return Overlap(round(whole, 3), round(dice, 3), shared, run, later.sentences[j], earlier.sentences[i], phrase)
 
 
 def clip_sentence(sentence: str, limit: int = 160) -> str:
@@ -200,7 +233,7 @@ def _grams(prepared: Prepared, smallest: int) -> set[tuple[str, ...]]:
                 for n in range(smallest, len(run) + 1):
                     for start in range(len(run) - n + 1):
                         gram = tuple(run[start:start + n])
-                        if any(w not in STOPWORDS for w in gram) and TOOL not in gram:
+                        if any(w not in STOPWORDS for w in gram) and not any(w in PLACEHOLDERS for w in gram):
                             found.add(gram)
                 run = []
             else:
@@ -208,23 +241,23 @@ def _grams(prepared: Prepared, smallest: int) -> set[tuple[str, ...]]:
     return found
 
 
-def stock_phrases(quotes: Iterable[tuple[str, str, str, frozenset[str]]], house: Sequence[tuple[str, ...]],
+def stock_phrases(quotes: Iterable[tuple[str, str, str, Terms]], house: Sequence[tuple[str, ...]],
                   products: frozenset[str] = frozenset(), smallest: int = STOCK_WORDS,
                   share: int = STOCK_SHARE) -> dict[str, list[Stock]]:
     """Per lens, the phrases of ``smallest`` words or more (outside the signposts, without the tool's name) that
     more than one quote in ``share`` of that lens uses, and at least two. ``quotes``: (lens, where, quote, the
-    words of the reviewed tool's name) with ``where`` naming the quote (its pages); a quote is counted once,
+    reviewed tool's terms) with ``where`` naming the quote (its pages); a quote is counted once,
     however many pages show it. A phrase inside a longer one used by the same quotes is not listed again, nor a
     tool's name (``products``: the words of every fact sheet's name): naming a rival is a fact, not a stock
     phrase. Most used first, then alphabetical."""
-    by_lens: dict[str, dict[tuple[str, frozenset[str]], list[str]]] = {}
-    for lens, page, quote, names in quotes:
-        by_lens.setdefault(lens, {}).setdefault((quote, names), []).append(page)
+    by_lens: dict[str, dict[tuple[str, Terms], list[str]]] = {}
+    for lens, page, quote, terms in quotes:
+        by_lens.setdefault(lens, {}).setdefault((quote, terms), []).append(page)
     report: dict[str, list[Stock]] = {}
     for lens, texts in sorted(by_lens.items()):
         users: dict[tuple[str, ...], list[str]] = {}
-        for (quote, names), pages in texts.items():
-            for gram in _grams(prepare(quote, house, names), smallest):
+        for (quote, terms), pages in texts.items():
+            for gram in _grams(prepare(quote, house, terms), smallest):
                 users.setdefault(gram, []).append(", ".join(sorted(set(pages))))  # one quote, its pages
         floor = max(2, len(texts) // share + 1)  # more than one in `share`
         common = {gram: sorted(where) for gram, where in users.items()
@@ -267,7 +300,7 @@ def page_flags(personas: Sequence[Persona], tools: dict[str, FactSheet],
     on the two tools (the second tool's quote is flagged). ``quotes``: section id -> the text the page shows."""
     house = house_phrases(personas)
     order = sorted(personas, key=lambda p: p.order)
-    prepared = {section_id(p.lens, slug): prepare(quotes[section_id(p.lens, slug)], house, name_words(sheet, slug))
+    prepared = {section_id(p.lens, slug): prepare(quotes[section_id(p.lens, slug)], house, tool_terms(sheet, slug))
                 for p in order for slug, sheet in tools.items() if quotes.get(section_id(p.lens, slug))}
     slugs = list(tools)
     pairs = [(section_id(one.lens, slug), section_id(two.lens, slug))

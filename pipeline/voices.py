@@ -25,11 +25,11 @@ from .sameness import (
     STOCK_SHARE,
     Overlap,
     house_phrases,
-    name_words,
     overlap,
     prepare,
     stock_phrases,
     stock_report,
+    tool_terms,
 )
 from .validate import word_band
 
@@ -148,13 +148,13 @@ def agreement(quotes: list[Quote], labels: list[Label], personas: list[Persona],
         if label.kind == "lenses":
             first, second = sorted(label.pair, key=lambda lens: order.get(lens, 99))
             pair = [(writer, label.where, first), (writer, label.where, second)]
-            names = [name_words(sheets.get(label.where), label.where)] * 2
+            terms = [tool_terms(sheets.get(label.where), label.where)] * 2
         else:
             pair = [(writer, tool, label.where) for tool in label.pair]
-            names = [name_words(sheets.get(tool), tool) for tool in label.pair]
+            terms = [tool_terms(sheets.get(tool), tool) for tool in label.pair]
         if any(key not in text for key in pair):
             continue  # a label for a quote the corpus does not hold (a lens removed, say)
-        found = overlap(prepare(text[pair[0]], house, names[0]), prepare(text[pair[1]], house, names[1]))
+        found = overlap(prepare(text[pair[0]], house, terms[0]), prepare(text[pair[1]], house, terms[1]))
         if label.kind == "lenses":
             first, second = pair[0][2], pair[1][2]
             for row in (f"{first} / {second}", f"{first} (its 3 pairs)", f"{second} (its 3 pairs)", "all lens pairs"):
@@ -185,8 +185,8 @@ def agreement_report(result: Agreement, misses: int = 10) -> list[str]:
 def stock_of_writers(quotes: list[Quote], personas: list[Persona], sheets: dict[str, FactSheet],
                      pages: bool = True) -> list[str]:
     """The stock-phrase report of a corpus of writers: per lens, phrases in more than 1 quote in 8."""
-    products = frozenset(word for sheet in sheets.values() for word in name_words(sheet))
-    found = stock_phrases([(q.lens, f"{q.writer}: {q.tool}", q.quote, name_words(sheets.get(q.tool), q.tool))
+    products = frozenset(word for sheet in sheets.values() for word in tool_terms(sheet).names)
+    found = stock_phrases([(q.lens, f"{q.writer}: {q.tool}", q.quote, tool_terms(sheets.get(q.tool), q.tool))
                            for q in quotes], house_phrases(personas), products)
     counts: dict[str, int] = {}
     for quote in quotes:
@@ -222,17 +222,17 @@ def flagged_pairs(quotes: list[Quote], personas: list[Persona], sheets: dict[str
     for writer in sorted({q.writer for q in quotes}):
         tools = sorted({q.tool for q in quotes if q.writer == writer})
         for tool in tools:
-            names = name_words(sheets.get(tool), tool)
+            terms = tool_terms(sheets.get(tool), tool)
             panel = [text[(writer, tool, p.lens)] for p in order if (writer, tool, p.lens) in text]
             for i, one in enumerate(panel):
                 for two in panel[i + 1:]:
-                    within[0] += overlap(prepare(one, house, names), prepare(two, house, names)).same
+                    within[0] += overlap(prepare(one, house, terms), prepare(two, house, terms)).same
                     within[1] += 1
         for persona in order:
             for a, b in zip(tools[0::2], tools[1::2], strict=False):
                 if (writer, a, persona.lens) in text and (writer, b, persona.lens) in text:
-                    found = overlap(prepare(text[(writer, a, persona.lens)], house, name_words(sheets.get(a), a)),
-                                    prepare(text[(writer, b, persona.lens)], house, name_words(sheets.get(b), b)))
+                    found = overlap(prepare(text[(writer, a, persona.lens)], house, tool_terms(sheets.get(a), a)),
+                                    prepare(text[(writer, b, persona.lens)], house, tool_terms(sheets.get(b), b)))
                     across[0] += found.same
                     across[1] += 1
     return [f"Sameness check: {within[0]} of {within[1]} lens pairs on one tool flagged; {across[0]} of {across[1]} "

@@ -123,13 +123,24 @@ def synthetic(request: dict[str, Any]) -> str:
     return json.dumps({"verdict": "skip" if lens == "skeptic" else "ship", "quote": quote})
 
 
+# How each lens cites the entry price in ``attentive``: in its own words, as four reviewers would (one sentence
+# in all four would be a stock sentence, which the sameness check rightly flags).
+CITING_ENTRY = {
+    "builder": "Entry is {entry}, which sets the bar.",
+    "skeptic": "Rivals only have to beat {entry} to win the comparison.",
+    "buyer": "A budget holder reads {entry} before anything else on the card.",
+    "futurist": "Watch how {entry} moves over the coming year.",
+}
+
+
 def attentive(request: dict[str, Any]) -> str:
     """Like ``synthetic``, but the quote also cites the entry price from the fact sheet, as a real model would:
     a changed fact sheet gives a changed quote."""
     reply = json.loads(synthetic(request))
     text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
     entry = re.search(r'"entry": "([^"]*)"', text)
-    reply["quote"] += f" Entry is {entry.group(1) if entry else 'unknown'}, which sets the bar."
+    citing = CITING_ENTRY.get(lens_and_tool(request)[0], "Operators will check {entry} against their hosting budget.")
+    reply["quote"] += " " + citing.format(entry=entry.group(1) if entry else "unknown")
     return json.dumps(reply)
 
 
