@@ -19,9 +19,10 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, clip
 from .load import FactSheet, Persona
 from .sameness import (
+    QUOTE_DICE,
     STOCK_SHARE,
     Overlap,
     house_phrases,
@@ -174,9 +175,11 @@ def agreement_report(result: Agreement, misses: int = 10) -> list[str]:
     for label, found in result.misses[:misses]:
         where = f"{label.writer} {label.where} {label.pair[0]} / {label.pair[1]}"
         got = "flagged" if found.same else "passed"
-        lines.append(f"  labelled {'same' if label.same else 'distinct'}, {got}: {where} (closest sentences: "
-                     f"{found.dice:.2f} overlap, {found.shared_words} words; longest run {found.run} words"
-                     + (f": “{found.phrase}”" if found.phrase else "") + ")")
+        lines.append(f"  labelled {'same' if label.same else 'distinct'}, {got}: {where} (content words "
+                     f"{found.quote_dice:.2f} alike, {QUOTE_DICE} flags; closest sentences {found.dice:.2f}, "
+                     f"{found.shared_words} words; run of {found.run} content words"
+                     + (f": “{found.phrase}”" if found.phrase else "") + ")"
+                     + (f"; the labeller: {clip(label.shared, 140)}" if label.shared else ""))
     if len(result.misses) > misses:
         lines.append(f"  ... and {len(result.misses) - misses} more")
     return lines
