@@ -25,8 +25,9 @@ REPEATING_BUYER = (
     "capability into a product teams already pay for, turning a standalone tool into a checkbox on someone else's "
     "pricing page."
 )
-FILLER = ("Teams that tried it report the same thing in different words, and the numbers they share back that up "
-          "across several months of use in production settings. ").split()
+FILLER_TEXT = ("Teams that tried it report the same thing in different words, and the numbers they share back that "
+               "up across several months of use in production settings.")
+FILLER = FILLER_TEXT.split(" ")
 
 
 def of_length(quote: str, words: int) -> str:
@@ -240,3 +241,18 @@ def test_persona_examples_hit_their_beats_and_prime_no_stock_phrase_of_the_corpu
         assert quote_problems(persona, persona.example) == [] and not length_note(persona, persona.example)
         example = " ".join(re.findall(r"[a-z0-9]+(?:['.-][a-z0-9]+)*", persona.example.lower().replace("’", "'")))
         assert not [phrase for phrase in stock if phrase in example], persona.lens
+
+
+def test_refresh_reasks_a_regenerated_review_that_repeats_another_lens(fake: FakeChatServer, cli,
+                                                                       project: Path) -> None:
+    assert cli("draft", A, B).code == 0 and len(fake.history) == 8
+    sheet = project / "tools" / f"{A}.toml"
+    sheet.write_text(sheet.read_text().replace('entry = "Free"', 'entry = "Free for a month"'))
+    fake.responder = repeating_then(SYNTHETIC["buyer"])
+    body = project / "body.md"
+    run = cli("refresh", "--pr-body", str(body))
+    assert run.code == 0, run.err
+    assert len(fake.history) == 8 + 4 + 1, "A's four reviews, and the buyer once more"
+    assert "1 re-ask" in run.out and "| 5 | 0 | 1 |" in body.read_text()
+    page = (project / "outputs" / f"{A}-vs-{B}.md").read_text()
+    assert "The stress test is a downturn" in page and "The stress test is a rival" not in page
