@@ -1,4 +1,4 @@
-"""Four distinct voices on a tool: once a run's reviews are in, a review that argues another lens's point on the
+"""Distinct voices on a tool: once a run's reviews are in, a review that argues another lens's point on the
 same tool is asked once more for a point of its own.
 
 A tool's four reviews are shared by every page with the tool, so this is page-independent and runs once per tool.
@@ -24,7 +24,7 @@ from .generate import Reviewer, cached_review
 from .project import Project
 from .render import distinct_message
 from .review import Job, Review
-from .sameness import Overlap, clip_sentence, house_phrases, overlap, prepare, stock_phrases, tool_terms
+from .sameness import Overlap, clip_sentence, house_phrases, overlap, prepare, stock_phrases, tool_terms, words
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,8 @@ def ask_again(project: Project, reviewer: Reviewer, cache: ReviewCache, jobs: li
             quotes = [(lens, review.slug, review.quote, tool_terms(None, review.slug))
                       for review in library.values() if review.lens == lens]
             stock[lens] = {s.phrase for s in stock_phrases(quotes, house).get(lens, [])}
-        words = " ".join(repeat.review.quote.lower().split())
-        return sorted(phrase for phrase in stock[lens] if phrase in words)[:5]
+        said = f" {' '.join(words(repeat.review.quote))} "
+        return sorted(phrase for phrase in stock[lens] if f" {phrase} " in said)[:5]
 
     def one(repeat: Repeat) -> Review | None:
         message = distinct_message(project.root, repeat.job.persona, repeat.other.persona, repeat.found.sentence,

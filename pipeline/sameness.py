@@ -4,11 +4,11 @@ Two checks, both deterministic and both blind to the house signposts (every buil
 is", and that is the house voice, not a repetition):
 
 - ``overlap``: two quotes on one page, the four lenses on one tool or one lens on the two tools. They make the
-  same point when a sentence of one and a sentence of the other share most of their content words (a
-  near-duplicate sentence), or when they share a long run of words outside the signposts. The tool's own name
-  is read as one placeholder word, so a paragraph written for one tool and reused for another with the name
-  swapped is the same paragraph. The thresholds are calibrated on hand labels (``tests/calibration/sameness``,
-  ``python -m pipeline calibrate``).
+  same point when their content words overlap by a fifth or more, when a sentence of one and a sentence of the
+  other are near-duplicates, or when they share a run of words outside the signposts holding three content
+  words. The tool's name and entry price are placeholders: mentioning the same fact is not the same point, and a
+  paragraph written for one tool and reused for another with the name swapped is the same paragraph. The
+  thresholds are calibrated on hand labels (``tests/calibration/sameness``, ``python -m pipeline calibrate``).
 - ``stock_phrases``: phrases of four words or more, outside the signposts, that recur in more than one quote in
   eight of a lens across a set of quotes (every draft's, or a corpus).
 """
@@ -114,7 +114,8 @@ def tool_terms(sheet: FactSheet | None, slug: str = "") -> Terms:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A quote cut into sentences, each as its words with the signposts masked (None) and the tool's name as TOOL."""
+    """A quote cut into sentences, each as its words, the signposts masked (None), the tool's name and price as
+    placeholders."""
 
     sentences: tuple[str, ...]
     tokens: tuple[tuple[str | None, ...], ...]

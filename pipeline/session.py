@@ -109,7 +109,7 @@ class ReviewSession:
             try:
                 reviews = reviewer.review_all(jobs_left, what, while_waiting)
                 reviews.update({job.section: reused[job.key] for job in jobs if job.key in reused})
-                # Four distinct voices per tool: a new review that argues another lens's point is asked once more.
+                # Distinct voices per tool: a new review that argues another lens's point is asked once more.
                 before = reviewer.failure  # the last reply may have reached the budget: the page is written still
                 ask_again(self.project, reviewer, cache, jobs, reviews, self.library(), reviewer.each)
                 if reviewer.failure is not before and reviewer.failure is not None:

@@ -93,12 +93,12 @@ def test_the_near_miss_band_is_80_to_190_for_the_house_range(project: Path) -> N
         assert length_note(builder, text) == note
 
 
-def repeating_then(second: str | None):
-    """The buyer on A repeats the skeptic's point; asked again (the distinct re-ask), it answers ``second`` (or the
-    same repeat when None)."""
+def repeating_then(second: str | None, tool: str = "hugging-face"):
+    """The buyer on A (or the tool whose name starts so) repeats the skeptic's point; asked again (the distinct
+    re-ask), it answers ``second`` (or the same repeat when None)."""
     def answer(request: dict[str, Any]) -> str:
         lens, name = lens_and_tool(request)
-        if lens == "buyer" and slug_of(name).startswith("hugging-face"):
+        if lens == "buyer" and slug_of(name).startswith(tool):
             asked_again = "makes the same point" in last_user_message(request)
             quote = second if asked_again and second is not None else REPEATING_BUYER
             return json.dumps({"verdict": "ship", "quote": quote.format(name=name)})
@@ -256,3 +256,16 @@ def test_refresh_reasks_a_regenerated_review_that_repeats_another_lens(fake: Fak
     assert "1 re-ask" in run.out and "| 5 | 0 | 1 |" in body.read_text()
     page = (project / "outputs" / f"{A}-vs-{B}.md").read_text()
     assert "The stress test is a downturn" in page and "The stress test is a rival" not in page
+
+
+def test_the_reask_names_the_catalogues_stock_phrases_the_reply_uses(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0 and cli("draft", A, C).code == 0  # three buyer quotes from one mould
+    sheet = (project / "tools" / f"{C}.toml").read_text().replace('name = "Mistral 4B Edge"', 'name = "Tiny Edge"')
+    (project / "tools" / "tiny-edge.toml").write_text(sheet)
+    fake.responder = repeating_then(SYNTHETIC["buyer"], tool="tiny-edge")
+    assert cli("draft", B, "tiny-edge").code == 0
+    reask = fake.history[-1]["json"]["messages"][-1]["content"]
+    assert "makes the same point" in reask
+    assert "These phrases recur across our Buyer quotes on other tools; say it in your own words instead:\n" in reask
+    assert ('\n- "once a team wires it into builds and dashboards switching costs show up as lost weeks rather than '
+            'line items"\n') in reask
