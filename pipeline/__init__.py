@@ -6,7 +6,9 @@ One module per stage; a draft flows through them in this order::
     personas/*.toml ───┼─ load ─> project ─> generate ───────────────────> assemble ─> write
     prompts/*.j2 ──────┘          (plan:      │ backends ─ local       (page)       outputs/<a>-vs-<b>.md
                                    render,    │ retry                               + provenance sidecar
-                                   cache key) └ validate (re-ask on invalid replies)
+                                   cache key) ├ validate (re-ask on invalid replies)
+                                              └ distinct (re-ask once a review that argues another
+                                                lens's point on its tool; sameness measures it)
 
 Every write also records ``provenance`` (outputs/<a>-vs-<b>.provenance.json): the page as generated and what
 each section was made from. Later, when inputs change::
@@ -22,7 +24,8 @@ each target takes at once; ``digests`` remembers what ``stale`` needs of unchang
 sent and counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support;
 ``router`` reads the Inference Providers router's model list (providers, status, prices, capabilities) for the
 session; ``dialects`` picks the response_format shape an endpoint understands; ``library`` reads the drafts'
-quotes (approved texts, disputes).
+quotes (approved texts, disputes); ``sameness`` tells two quotes that make the same point and lists stock
+phrases, ``voices`` measures both on the calibration corpus.
 Each command is ``command(root, args) -> Outcome`` in its own module (``draft``, ``dryrun`` for prompts,
 ``stale``, ``refresh``, ``pin``, ``accept``, ``forget``, ``preview``, ``runlog`` for log, ``check``,
 ``calibrate``, ``providers``); ``cli`` parses the command line, dispatches, and turns errors into messages.

@@ -129,8 +129,7 @@ def samples(directory: Path, personas: list[Persona], published: dict[tuple[str,
 
 
 def run(directory: Path, personas: list[Persona], published: dict[tuple[str, str], str] | None = None) -> Result:
-    sheets: dict[str, FactSheet] = {path.stem: load_tool(directory, path.stem)
-                                    for path in sorted((directory / "tools").glob("*.toml"))}
+    sheets = sheets_of(directory)
     names = {sheet.name: slug for slug, sheet in sheets.items()}
     lenses = {p.lens: p for p in personas}
     result = Result()
@@ -173,9 +172,27 @@ def reference_quotes(root: Path) -> dict[tuple[str, str], str]:
     return quotes
 
 
+def sheets_of(directory: Path) -> dict[str, FactSheet]:
+    return {path.stem: load_tool(directory, path.stem) for path in sorted((directory / "tools").glob("*.toml"))}
+
+
 def command(root: Path, args: Namespace) -> Outcome:
+    from . import voices
+
     directory = (root / args.corpus).resolve()
     personas = load_personas(root)
+    if args.stock_phrases:  # a set of writers' quotes: its stock phrases, the pairs the check flags, the lengths
+        folder = (root / args.writers).resolve() if args.writers else directory / "corpus"
+        quotes = voices.read_writers(folder)
+        sheets = sheets_of(directory)
+        return Outcome([*voices.stock_of_writers(quotes, personas, sheets, pages=not args.no_pages),
+                        *voices.flagged_pairs(quotes, personas, sheets), *voices.lengths(quotes, personas)])
     result = run(directory, personas, reference_quotes(root))
     lines = [f"Calibration of personas/ against {directory}:", *report(result, personas, args.misses)]
+    labels = directory / voices.LABELS
+    if labels.is_file():
+        found = voices.agreement(voices.read_writers(directory / "corpus"), voices.read_labels(labels), personas,
+                                 sheets_of(directory))
+        lines += ["", *voices.agreement_report(found, args.misses)]
+    lines += ["", *voices.lengths(voices.read_writers(directory / "corpus"), personas)]
     return Outcome(lines, BAD_INPUT if result.failing() else OK)  # as `check` says it: the personas need fixing

@@ -19,7 +19,7 @@ from .load import SLUG, FactSheet, load_persona, load_personas, load_tool, perso
 from .merge import RESOLVE, editor_side, line_owners, unresolved
 from .project import Project, shown
 from .provenance import Record, read_draft, read_record
-from .render import reask_message
+from .render import distinct_message, reask_message
 from .review import FRAME, Review, describe_section, is_card, section_id
 from .settings import Settings, load_settings
 from .validate import normalise_quote, quote_problems
@@ -79,6 +79,8 @@ def render_everything(project: Project, sheets: dict[str, FactSheet]) -> list[st
     stages = [
         lambda: project.plan(list(sheets)),  # system.j2 and user.j2
         lambda: [reask_message(root, persona, ["placeholder problem"]) for persona in personas],
+        lambda: [distinct_message(root, persona, personas[0], "placeholder", "placeholder", ["placeholder"])
+                 for persona in personas],
         lambda: [assemble(root, personas, pair, {section_id(p.lens, slug): Review(p.lens, slug, "ship", "x", "")
                                                  for p in personas for slug in pair}) for pair in pairs],
     ]

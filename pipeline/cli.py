@@ -134,12 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
                               "misses its target.")
     cal.add_argument("--corpus", type=Path, default=Path("tests/calibration"), help="the corpus directory")
     cal.add_argument("--misses", type=int, default=10, help="how many misjudged quotes to show")
+    cal.add_argument("--stock-phrases", action="store_true",
+                     help="instead: the stock-phrase report of a set of writers' quotes (per lens, phrases of 4+ "
+                     "words in more than 1 quote in 8, with their quotes), the pairs the sameness check flags, and "
+                     "their lengths")
+    cal.add_argument("--writers", type=Path, metavar="DIR", help="with --stock-phrases: a folder of writers' *.jsonl "
+                     "files in the corpus's format (default: the corpus's own, <corpus>/corpus)")
+    cal.add_argument("--no-pages", action="store_true", help="with --stock-phrases: counts only, not which quotes")
 
     q = commands.add_parser("quotes", help="each tool's quotes across the drafts, and whether the pages agree",
                             description="For a tool (or every tool), each lens's quote on every page that carries it: "
                             "raw (as generated), edited by hand, or divergent (pages show different texts).")
     q.add_argument("tools", nargs="*", metavar="TOOL", help="tool slugs (default: every tool)")
     q.add_argument("--json", action="store_true", help="print JSON for scripts")
+    q.add_argument("--sameness", action="store_true",
+                   help="instead: per lens, phrases of 4+ words that recur in more than 1 quote in 8 across the "
+                   "drafts (with the pages), and the quotes the drafts flag as repeating another's point or as a near "
+                   "miss on length")
 
     f = commands.add_parser("forget", help="drop the cached reviews of drafts or tools",
                             description="Drop the cached reviews of drafts (the reviews their sidecars record) or of "

@@ -14,7 +14,7 @@ from .costs import Stats
 from .errors import REPLY_INVALID, GaveUpOnReply, InputError, NotServed, Outcome, plural
 from .project import Project, shown
 from .provenance import Record, build_record, read_draft, read_record, sidecar_path, write_record
-from .render import reask_message
+from .render import distinct_message, reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
@@ -32,6 +32,8 @@ class DraftResult:
     approved: list[str] = field(default_factory=list)  # quotes carried from another draft: "<section> from <page>"
     disputed: list[str] = field(default_factory=list)  # reviews with two different approved texts
     prices: list[str] = field(default_factory=list)  # where each price came from: the table, the router, unknown
+    sameness: dict[str, list[str]] = field(default_factory=dict)  # quotes repeating an earlier one's point
+    notes: dict[str, list[str]] = field(default_factory=dict)  # near misses on length, accepted
 
 
 def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping[str, str] | None = None,
@@ -48,6 +50,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     community = project.community(slug_a, slug_b)
     assemble(root, personas, tools, placeholder, community)
     reask_message(root, personas[0], ["placeholder problem"])
+    distinct_message(root, personas[-1], personas[0], "placeholder", "placeholder", ["placeholder"])
 
     path = project.draft_path(slug_a, slug_b)
     if path.exists() and not writable(path):
@@ -82,7 +85,9 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     flags = {name: section.flags for name, section in record.sections.items() if section.flags}
     carried = [f"{describe_section(name)} from {source}" for name, (_, source) in approved.items()]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags,
-                       carried, disputed, session.price_lines())
+                       carried, disputed, session.price_lines(),
+                       {name: section.sameness for name, section in record.sections.items() if section.sameness},
+                       {name: section.notes for name, section in record.sections.items() if section.notes})
 
 
 def _for_the_page() -> None:
@@ -91,7 +96,7 @@ def _for_the_page() -> None:
 
 
 def command(root: Path, args: Namespace) -> Outcome:
-    from .report import facts_to_check, run_report
+    from .report import facts_to_check, for_the_editor, run_report
 
     settings = settings_for(root, args)
     drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks,
@@ -107,6 +112,7 @@ def command(root: Path, args: Namespace) -> Outcome:
         lines.append("Approved quotes carried from other drafts: " + "; ".join(drafted.approved))
     lines += [f"Not carried: {problem}" for problem in drafted.disputed]
     lines += run_report(s, drafted.seconds, settings, drafted.prices) + facts_to_check(drafted.flags)
+    lines += for_the_editor(drafted.sameness, drafted.notes)
     if not drafted.missing:
         return Outcome(lines)
     name = drafted.path.stem

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
 
 from .cache import ReviewCache
 from .costs import Stats, counted_usage, price_for
@@ -24,6 +25,9 @@ from .secret import scrub
 from .settings import Settings
 from .validate import NeedsReask, quote_problems, validate_reply
 from .write import write_atomic
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 # A model can answer with megabytes. What of an invalid reply goes back to it in a re-ask is paid for again as
 # input tokens, and the run log keeps every reply: both keep the start of such a reply and say it was cut.
@@ -138,8 +142,14 @@ class Reviewer:
         self.limits = Limits(start, ceiling, self.down.halted)
         self.stats.limits = self.limits
         self.missing: list[GaveUpOnReply | NotServed] = []  # reviews left as placeholders: invalid, or not served
+        self.fresh: set[str] = set()  # cache keys whose reply was requested in this run: only these may be re-asked
         self._first_failure: BaseException | None = None
         self._lock = threading.Lock()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """What stopped the run (the first failure, or the budget), if anything did."""
+        return self._first_failure
 
     def _fail(self, exc: BaseException) -> None:
         with self._lock:
@@ -262,6 +272,7 @@ class Reviewer:
             # Kept under the lens's own key: a rerun reuses what was paid for, and knows who wrote it.
             self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
                                      "provider": target.provider, "fallback": fallback})
+            self.fresh.add(job.key)
             served = f"{target.label}, fallback" if fallback else target.model
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({served})", cached=False)
             self._check_budget()
@@ -269,6 +280,80 @@ class Reviewer:
                           fallback)
         kept = self._keep_failed(job, target, text, problems)
         raise GaveUpOnReply(job.persona.lens, job.slug, problems, attempts, kept)
+
+    def reask_distinct(self, job: Job, review: Review, message: Message) -> Review | None:
+        """Once more, for a valid review that makes another lens's point (distinct.py): its conversation goes on
+        with ``message``. The new review, cached in place of the old, when its reply passes the lens's rules; None
+        (the first reply stands) when it does not, or the request fails."""
+        where = f"{job.persona.lens} review of {job.slug}"
+        if self.down.halted.is_set():
+            return None
+        target = next((t for t in (job.target, *job.fallbacks)
+                       if (t.model, t.provider) == (review.model, review.provider)), job.target)
+        reply_text = json.dumps({"verdict": review.verdict, "quote": review.quote}, ensure_ascii=False)
+        messages = [*job.messages, {"role": "assistant", "content": reply_text}, message]
+        self.stats.add(target, reasks=1)
+        try:
+            completion = self._send(job, target, messages, where, 2, may_move_on=False)
+        except (TransportError, Stopped) as exc:
+            self.progress.say(f"  {where}: the re-ask failed ({getattr(exc, 'message', 'stopped')}); the first reply "
+                              "stands, flagged for the editor")
+            return None
+        prompt_tokens, completion_tokens = counted_usage(messages, completion)
+        price = price_for(self.settings, target)
+        self.stats.add(target, price.cost(prompt_tokens, completion_tokens) if price else None,
+                       prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        try:
+            reply = validate_reply(job.persona, completion.text, job.sheet)
+        except NeedsReask as exc:
+            self._log(job, target, messages, 2, completion=completion, problems=exc.problems)
+            self.progress.say(f"  {where}: the new reply breaks the lens's rules ({'; '.join(exc.problems)}); the "
+                              "first reply stands, flagged for the editor")
+            self._check_budget()
+            return None
+        self._log(job, target, messages, 2, completion=completion)
+        self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
+                                 "provider": target.provider, "fallback": review.fallback})
+        self._check_budget()
+        return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
+                      review.fallback)
+
+    def each(self, items: list[T], work: Callable[[T], R]) -> list[R]:
+        """``work`` on every item, as many at once as the targets' limits allow (each request holds a slot); the
+        results in the items' order. Daemon threads, as in ``review_all``: Ctrl-C does not wait for them."""
+        results: dict[int, R] = {}
+        errors: list[BaseException] = []
+        todo: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for index in range(len(items)):
+            todo.put(index)
+
+        def run() -> None:
+            while True:
+                try:
+                    index = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    results[index] = work(items[index])
+                except BaseException as exc:  # raised in the caller's thread below
+                    errors.append(exc)
+                    self._fail(exc)
+
+        threads = [threading.Thread(target=run, name=f"reask-{n}", daemon=True)
+                   for n in range(min(self.limits.ceiling, len(items)))]
+        for thread in threads:
+            thread.start()
+        try:
+            while any(thread.is_alive() for thread in threads):
+                for thread in threads:
+                    thread.join(0.1)
+        except KeyboardInterrupt:
+            self.down.halt()
+            self.limits.wake()
+            raise
+        if errors:
+            raise errors[0]
+        return [results[index] for index in range(len(items))]
 
     def _send(self, job: Job, target: Target, messages: list[Message], where: str, attempt: int,
               may_move_on: bool) -> Completion:

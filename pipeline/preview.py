@@ -268,6 +268,8 @@ class Column:
     items: list[Item]
     after: list[Item] = field(default_factory=list)  # frame text right after the section, before the next one
     flags: list[str] = field(default_factory=list)  # the quote's claims the fact sheet does not support
+    sameness: list[str] = field(default_factory=list)  # earlier quotes on the page it makes the same point as
+    notes: list[str] = field(default_factory=list)  # near misses on length, accepted
 
 
 @dataclass
@@ -379,7 +381,9 @@ def sectioned(record: Record, text: str) -> list[Part]:
             if isinstance(item, Block):
                 item.marks = tuple(flags)
         # Frame text between the row's two sections sits under the one it follows: in reading order, in place.
-        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name), flags)
+        section = record.sections.get(name)
+        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name), flags,
+                      list(section.sameness) if section else [], list(section.notes) if section else [])
 
     rows = []
     for kind in kinds:

@@ -23,6 +23,8 @@ from .facts import unsupported_claims
 from .load import SLUG, FactSheet, Persona
 from .render import template_fingerprint
 from .review import Job, Review, card_id, parse_section
+from .sameness import page_flags
+from .validate import length_note
 from .write import write_atomic
 
 # Line spans and the two slugs on one line each. Keyed on the names: a string value cannot hold `"lines": [`
@@ -48,6 +50,10 @@ class Section(BaseModel):
     # settings): ``stale`` plans with these, so its answer does not depend on the shell it runs in.
     environment: dict[str, Any] = {}
     flags: list[str] = []  # the quote's checkable claims the fact sheet does not support, for the editor
+    # For the editor too, never re-asked: the earlier quotes on the page this one makes the same point as
+    # ("<section>: “<its sentence>”", sameness.py), and a length a few words outside the lens's range (validate.py).
+    sameness: list[str] = []
+    notes: list[str] = []
     # The approved text the page was made with instead of ``quote`` (an editor's version of this review in
     # another draft), and that draft.
     approved: str = ""
@@ -368,7 +374,9 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], community: dict[st
                                  quote=review.quote, model=review.model, provider=review.provider,
                                  fallback=review.fallback, settings=job.target.settings(), environment=environment,
                                  missing=review.missing, kept=review.kept, accepted=review.accepted,
-                                 flags=[] if review.missing else unsupported_claims(review.quote, job.sheet))
+                                 flags=[] if review.missing else unsupported_claims(review.quote, job.sheet),
+                                 notes=[note] if not review.missing and (note := length_note(job.persona, review.quote))
+                                 else [])
         if name in (approved or {}):
             text, source = (approved or {})[name]
             sections[name] = sections[name].model_copy(update={
@@ -376,5 +384,11 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], community: dict[st
     for name, old in keep.items():  # a pinned card
         if name in sections and not old.key:
             sections[name] = old.model_copy(update={"lines": page.spans[name]})
+    personas = sorted({job.persona.lens: job.persona for job in jobs}.values(), key=lambda p: p.order)
+    repeated = page_flags(personas, tools, {name: s.approved or s.quote for name, s in sections.items()
+                                            if s.key and not s.missing})
+    for name, section in sections.items():
+        if section.key and section.sameness != repeated.get(name, []):
+            sections[name] = section.model_copy(update={"sameness": repeated.get(name, [])})
     return Record(tools=(slug_a, slug_b), pinned=sorted(pinned or []), frame=inputs.frame(tools), sections=sections,
                   generated=page.lines)

@@ -3,6 +3,10 @@
 On each page a quote is "raw" (the model's reply as generated), "edited" (an editor changed it there: the
 approved text of that review) or "carried" (an approved text taken from another page). A (tool, lens) is
 "approved" when every page shows one approved text, "divergent" when the pages show different texts.
+
+``--sameness``: the stock phrases of the catalogue (per lens, phrases of four words or more that recur in more
+than one quote in eight, outside the house signposts, with the pages), and the quotes each draft's sidecar flags
+as making another quote's point or as a near miss on length.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from pathlib import Path
 from .errors import BAD_INPUT, OK, InputError, Outcome
 from .library import Library, Shown
 from .project import Project
-from .review import parse_section
+from .review import describe_section, parse_section
+from .sameness import Stock, Terms, house_phrases, stock_phrases, stock_report, tool_terms
 from .settings import settings_for
 
 
@@ -47,6 +52,56 @@ def describe(shown: Shown) -> str:
     return state + (", pinned" if shown.pinned else "")
 
 
+def _terms(project: Project, slug: str) -> Terms:
+    try:
+        return tool_terms(project.tool(slug), slug)
+    except InputError:  # a tool whose fact sheet is gone: its slug names it
+        return tool_terms(None, slug)
+
+
+def stock(project: Project, quotes: list[Quote]) -> tuple[dict[str, list[Stock]], dict[str, int]]:
+    """The stock phrases of the quotes as the pages show them now (one text on several pages counts once), and how
+    many quotes each lens has."""
+    shown = [(q.lens, f"{q.tool} on {s.page}", s.text, _terms(project, q.tool)) for q in quotes for s in q.pages
+             if s.text]
+    products = frozenset(word for path in sorted(project.root.glob("tools/*.toml"))
+                         for word in _terms(project, path.stem).names)
+    counts: dict[str, int] = {}
+    for lens, *_ in {(lens, text, terms) for lens, _, text, terms in shown}:  # a text on several pages: once
+        counts[lens] = counts.get(lens, 0) + 1
+    return stock_phrases(shown, house_phrases(project.personas), products), counts
+
+
+def flagged(project: Project, tools: list[str]) -> list[tuple[str, str, str, str]]:
+    """(page, section, kind, what) for every quote a draft's sidecar flags: "same point" or "length"."""
+    found = []
+    for path, record in project.recorded:
+        for name, section in record.sections.items():
+            if tools and parse_section(name)[1] not in tools:
+                continue
+            found += [(project.shown(path), name, "same point", flag) for flag in section.sameness]
+            found += [(project.shown(path), name, "length", note) for note in section.notes]
+    return sorted(found)
+
+
+def sameness(project: Project, quotes: list[Quote], tools: list[str], as_json: bool) -> Outcome:
+    report, counts = stock(project, quotes)
+    flags = flagged(project, tools)
+    if as_json:
+        return Outcome([json.dumps({"stock_phrases": {lens: [{"phrase": s.phrase, "quotes": len(s.where),
+                                                              "pages": s.where} for s in found]
+                                                      for lens, found in report.items()},
+                                    "flags": [{"page": page, "section": name, "kind": kind, "text": text}
+                                              for page, name, kind, text in flags]}, indent=2, ensure_ascii=False)])
+    lines = ["Stock phrases across the drafts (outside the house signposts), per lens:",
+             *("  " + line for line in stock_report(report, counts))]
+    if flags:
+        lines.append("Flagged for the editor when generated (accepted, not asked again):")
+        lines += [f"  {page}: {describe_section(name)} " + (f"repeats the {text}" if kind == "same point" else text)
+                  for page, name, kind, text in flags]
+    return Outcome(lines)
+
+
 def command(root: Path, args: Namespace) -> Outcome:
     project = Project(root, settings_for(root, args))
     for slug in args.tools:
@@ -57,6 +112,10 @@ def command(root: Path, args: Namespace) -> Outcome:
     # A page that cannot be read is not left out in silence: what it shows is unknown, so the answer is incomplete.
     errors = [error.message for error in library.unreadable.values()]
     code = BAD_INPUT if errors else OK
+    if args.sameness:
+        if errors:
+            return Outcome([], code, errors)
+        return sameness(project, quotes, args.tools, args.json)
     if args.json:
         return Outcome([json.dumps([{"tool": q.tool, "lens": q.lens, "state": q.state, "pages": [
             {"page": s.page, "state": s.state, "text": s.text, "approved_in": s.source, "pinned": s.pinned}

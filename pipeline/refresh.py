@@ -23,7 +23,7 @@ from .library import Dispute, Library, draft_lines
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
 from .provenance import Record, build_record, sidecar_path, write_record
-from .report import facts_to_check, run_report
+from .report import facts_to_check, for_the_editor, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
 from .settings import Settings, settings_for
@@ -54,6 +54,8 @@ class DraftChange:
     broken: str = ""  # why this draft was not refreshed
     unchanged: list[str] = field(default_factory=list)  # stale sections whose new text is the same as before
     flags: dict[str, list[str]] = field(default_factory=dict)  # new quotes' claims the fact sheet does not support
+    sameness: dict[str, list[str]] = field(default_factory=dict)  # new quotes (or new flags) repeating another's point
+    notes: dict[str, list[str]] = field(default_factory=dict)  # new quotes that are near misses on length
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # approved texts taken: section -> (text, page)
     kept: dict[str, str] = field(default_factory=dict)  # regenerated the same: approved text stays, section -> page
     placeholders: dict[str, str] = field(default_factory=dict)  # regenerated sections left missing, and why
@@ -174,6 +176,7 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     record = status.record
     assert record is not None
     regenerated = set(status.stale_quotes())
+    before = record.sections  # as recorded before this refresh
     jobs = project.plan(status.tools)
     reviews: dict[str, Review] = {}
     recorded: dict[str, Review] = {}  # as the model wrote them, for the sidecar
@@ -217,6 +220,10 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     write_record(status.path, record)
     change.flags = {name: record.sections[name].flags for name in sorted(regenerated)
                     if name in record.sections and record.sections[name].flags}
+    change.notes = {name: record.sections[name].notes for name in sorted(regenerated)
+                    if name in record.sections and record.sections[name].notes}
+    change.sameness = {name: section.sameness for name, section in record.sections.items() if section.sameness and
+                       (name in regenerated or name not in before or section.sameness != before[name].sameness)}
     return change
 
 
@@ -344,6 +351,10 @@ def pr_body(result: RefreshResult, project: Project) -> str:
             lines += ["", "Facts to check: the new quotes say these, the fact sheet does not:", ""]
             lines += [f"- {describe_section(name)}: {', '.join(f'`{c}`' for c in claims)}"
                       for name, claims in change.flags.items()]
+        if change.sameness or change.notes:
+            lines += ["", "For the editor (accepted, not asked again):", ""]
+            lines += [f"- {line.strip()}" for line in for_the_editor(change.sameness, change.notes)
+                      if line.startswith("  ")]
         if change.pinned:
             lines += ["", "Pinned, left as they are: " + ", ".join(describe_section(s) for s in change.pinned) + "."]
         if change.released:
@@ -369,6 +380,8 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
         lines.append(f"{project.shown(change.path)}: {plural(len(change.stale), 'stale section')}, {state}")
         lines += [f"  {s}: {change.outcome(s.section).replace('**', '')}" for s in change.stale]
     lines += facts_to_check({name: claims for change in result.changes for name, claims in change.flags.items()})
+    lines += for_the_editor({name: found for change in result.changes for name, found in change.sameness.items()},
+                            {name: found for change in result.changes for name, found in change.notes.items()})
     lines += [f"missing: {exc.message}; the page has a placeholder for it" for exc in result.missing]
     lines += [f"approved differently, nothing carried: {dispute}" for dispute in result.disputes]
     for path, found in sorted(result.unresolved.items()):

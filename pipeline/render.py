@@ -102,6 +102,13 @@ def reask_message(root: Path, persona: Persona, problems: list[str]) -> Message:
     return {"role": "user", "content": render(root, "reask.j2", persona=persona, problems=problems)}
 
 
+def distinct_message(root: Path, persona: Persona, other: Persona, mine: str, theirs: str,
+                     stock: Sequence[str] = ()) -> Message:
+    """The re-ask for a review that makes another lens's point on the same tool (``mine`` repeats ``theirs``)."""
+    return {"role": "user", "content": render(root, "reask-distinct.j2", persona=persona, other=other, mine=mine,
+                                              theirs=theirs, stock=list(stock))}
+
+
 def template_fingerprint(root: Path, name: str) -> str:
     """A template's tokens without comments or whitespace inside tags: what can change what it renders."""
     path = root / "prompts" / name

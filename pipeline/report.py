@@ -71,3 +71,17 @@ def facts_to_check(flags: dict[str, list[str]]) -> list[str]:
         return []
     return ["Facts to check (the quotes say them, the fact sheets do not):",
             *(f"  {describe_section(name)}: {', '.join(claims)}" for name, claims in flags.items())]
+
+
+def for_the_editor(sameness: dict[str, list[str]], notes: dict[str, list[str]]) -> list[str]:
+    """Quotes that repeat another quote's point on the page, and near misses on length: accepted, for the editor
+    to cut, rewrite or trim by hand (neither is asked again: see README, "Flags rather than re-asks")."""
+    lines = []
+    if sameness:
+        lines.append("Same point twice (an editor should cut or rewrite one of them):")
+        lines += [f"  {describe_section(name)} repeats the {flag}"
+                  for name, flags in sameness.items() for flag in flags]
+    if notes:
+        lines.append("Near misses on length, accepted (trim or extend by hand):")
+        lines += [f"  {describe_section(name)}: {note}" for name, found in notes.items() for note in found]
+    return lines

@@ -14,6 +14,7 @@ from typing import TextIO
 from .backends import ChatBackend, refuse_offline, select_backend
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
+from .distinct import ask_again
 from .errors import GaveUpOnReply, NotServed, ProviderNotServing
 from .generate import Reviewer, cached_review
 from .progress import Progress
@@ -112,6 +113,11 @@ class ReviewSession:
             try:
                 reviews = reviewer.review_all(jobs_left, what, while_waiting)
                 reviews.update({job.section: reused[job.key] for job in jobs if job.key in reused})
+                # Distinct voices per tool: a new review that argues another lens's point is asked once more.
+                before = reviewer.failure  # the last reply may have reached the budget: the page is written still
+                ask_again(self.project, reviewer, cache, jobs, reviews, self.library(), reviewer.each)
+                if reviewer.failure is not before and reviewer.failure is not None:
+                    raise reviewer.failure  # the budget ran out, or the credits did, during those re-asks
             except BaseException as exc:
                 runlog.write(type="end", outcome=f"failed: {getattr(exc, 'message', type(exc).__name__)}",
                              structured=self.structured())

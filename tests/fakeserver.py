@@ -29,8 +29,8 @@ REFERENCE_DIR = ROOT.parent / "shared" / "reference"
 REFERENCE_PANEL = ("builder", "skeptic", "buyer", "futurist")
 
 # Valid quotes in our own words, one per lens of the test project, hitting every beat; {name} is the tool's name.
-# A lens without its own (a persona added by a test, say) gets the builder's: a persona copied from builder.toml
-# passes with it.
+# A lens without its own (a persona added by a test, say) gets OTHER_LENS, which hits the builder's beats in other
+# words: a persona copied from builder.toml passes with it, and it does not repeat the builder's point.
 SYNTHETIC = {
     "builder": (
         "The core primitive of {name} is small enough to hold in your head, and that is the point. The DX bet is "
@@ -66,6 +66,15 @@ SYNTHETIC = {
         "default that nobody debates, chosen as quietly as a logging library."
     ),
 }
+
+OTHER_LENS = (
+    "What {name} hands an operator is one building block that survives a pager rotation. The bet its makers "
+    "placed is that the people who run it at three in the morning matter as much as the people who write the "
+    "first call, and I agree with them. My check is `{slug} --version` on a fresh host, then a restart under load, "
+    "and the service comes back with its state intact and its logs readable. Upgrades roll forward one node at a "
+    "time and roll back without a migration script. The decision I would defend in a review is the plain config "
+    "format: one file, read at start, diffable in a pull request, so nobody debugs a setting they cannot see."
+)
 
 # Fluent and on-topic, but it hits none of the beats of any lens.
 OFFBEAT = (
@@ -116,8 +125,18 @@ def slug_of(name: str) -> str:
 
 def synthetic(request: dict[str, Any]) -> str:
     lens, name = lens_and_tool(request)
-    quote = SYNTHETIC.get(lens, SYNTHETIC["builder"]).format(name=name, slug=slug_of(name))
+    quote = SYNTHETIC.get(lens, OTHER_LENS).format(name=name, slug=slug_of(name))
     return json.dumps({"verdict": "skip" if lens == "skeptic" else "ship", "quote": quote})
+
+
+# How each lens cites the entry price in ``attentive``: in its own words, as four reviewers would (one sentence
+# in all four would be a stock sentence, which the sameness check rightly flags).
+CITING_ENTRY = {
+    "builder": "Entry is {entry}, which sets the bar.",
+    "skeptic": "Rivals only have to beat {entry} to win the comparison.",
+    "buyer": "A budget holder reads {entry} before anything else on the card.",
+    "futurist": "Watch how {entry} moves over the coming year.",
+}
 
 
 def attentive(request: dict[str, Any]) -> str:
@@ -126,7 +145,8 @@ def attentive(request: dict[str, Any]) -> str:
     reply = json.loads(synthetic(request))
     text = "\n".join(str(m.get("content", "")) for m in request.get("messages", []))
     entry = re.search(r'"entry": "([^"]*)"', text)
-    reply["quote"] += f" Entry is {entry.group(1) if entry else 'unknown'}, which sets the bar."
+    citing = CITING_ENTRY.get(lens_and_tool(request)[0], "Operators will check {entry} against their hosting budget.")
+    reply["quote"] += " " + citing.format(entry=entry.group(1) if entry else "unknown")
     return json.dumps(reply)
 
 

@@ -75,7 +75,8 @@ def test_stale_and_refresh_scenario(fake_attentive: FakeChatServer, cli, project
     text = draft_ac.read_text()
     assert "> “Edited by hand: The core" in text, "the hand edit survives"
     assert "- Entry: **$0.04 / M tokens**" in text, "the card shows the new entry"
-    assert quote_line(text, C_NAME, "Skeptic").endswith("Entry is $0.04 / M tokens, which sets the bar.”")
+    assert quote_line(text, C_NAME, "Skeptic").endswith("Rivals only have to beat $0.04 / M tokens to win the "
+                                                         "comparison.”")
     assert "conflict" not in text
     assert page(project, A, B).read_text() == untouched.replace(builder_on_a, "“Edited by hand: " + builder_on_a[1:])
     assert cli("stale").code == 0
