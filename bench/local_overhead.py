@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from pipeline.backends.local import LocalBackend  # noqa: E402
 from pipeline.cache import ReviewCache  # noqa: E402
 from pipeline.errors import GaveUpOnReply  # noqa: E402
 from pipeline.generate import Reviewer  # noqa: E402
-from pipeline.local import LocalBackend  # noqa: E402
 from pipeline.progress import Progress  # noqa: E402
 from pipeline.project import Project  # noqa: E402
 from pipeline.review import REPLY_SCHEMA  # noqa: E402

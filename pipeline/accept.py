@@ -7,16 +7,13 @@ needed: the draft's other missing quotes wait for ``refresh``.
 
 from __future__ import annotations
 
-from argparse import Namespace
 from pathlib import Path
 
 from .cache import ReviewCache
-from .errors import InputError, Outcome, parse_json
+from .errors import InputError, parse_json
 from .project import Project, kept_path
 from .provenance import read_record, sidecar_path
-from .refresh import place
 from .review import Review, parse_section
-from .settings import settings_for
 from .validate import NeedsReask, normalise_quote, parse_reply
 
 
@@ -62,13 +59,3 @@ def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
     finally:
         cache.close()
     return reviews
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    project = Project(root, settings_for(root, args))
-    path = project.find_draft(args.draft)
-    with project.lock():  # one process at a time writes a draft
-        accepted = accept(project, path, args.sections)
-        written = place(project, path, accepted)
-    state = "rewritten" if written else "unchanged on disk"
-    return Outcome([f"Accepted the kept reply as it is: {', '.join(accepted)}; {project.shown(path)} {state}"])

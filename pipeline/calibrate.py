@@ -15,12 +15,11 @@ file's name), and the fact sheets of the tools they review (``tools/``). From th
 from __future__ import annotations
 
 import re
-from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import BAD_INPUT, OK, InputError, Outcome, parse_json
-from .load import FactSheet, Persona, load_personas, load_tool
+from .errors import InputError, parse_json
+from .load import FactSheet, Persona, load_tool
 from .validate import quote_problems
 
 # What each label should get from the checks, and the share of the corpus that must get it.
@@ -174,25 +173,3 @@ def reference_quotes(root: Path) -> dict[tuple[str, str], str]:
 
 def sheets_of(directory: Path) -> dict[str, FactSheet]:
     return {path.stem: load_tool(directory, path.stem) for path in sorted((directory / "tools").glob("*.toml"))}
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    from . import voices
-
-    directory = (root / args.corpus).resolve()
-    personas = load_personas(root)
-    if args.stock_phrases:  # a set of writers' quotes: its stock phrases, the pairs the check flags, the lengths
-        folder = (root / args.writers).resolve() if args.writers else directory / "corpus"
-        quotes = voices.read_writers(folder)
-        sheets = sheets_of(directory)
-        return Outcome([*voices.stock_of_writers(quotes, personas, sheets, pages=not args.no_pages),
-                        *voices.flagged_pairs(quotes, personas, sheets), *voices.lengths(quotes, personas)])
-    result = run(directory, personas, reference_quotes(root))
-    lines = [f"Calibration of personas/ against {directory}:", *report(result, personas, args.misses)]
-    labels = directory / voices.LABELS
-    if labels.is_file():
-        found = voices.agreement(voices.read_writers(directory / "corpus"), voices.read_labels(labels), personas,
-                                 sheets_of(directory))
-        lines += ["", *voices.agreement_report(found, args.misses)]
-    lines += ["", *voices.lengths(voices.read_writers(directory / "corpus"), personas)]
-    return Outcome(lines, BAD_INPUT if result.failing() else OK)  # as `check` says it: the personas need fixing

@@ -8,13 +8,12 @@ its own fixture project.
 
 from __future__ import annotations
 
-from argparse import Namespace
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import calibrate
 from .assemble import assemble
-from .errors import BAD_INPUT, OK, STALE, InputError, Outcome, plural
+from .errors import InputError
 from .load import SLUG, FactSheet, load_persona, load_personas, load_tool, persona_paths
 from .merge import RESOLVE, editor_side, line_owners, unresolved
 from .project import Project, shown
@@ -156,34 +155,3 @@ def calibration(project: Project) -> list[str]:
     table = "\n".join("    " + line for line in calibrate.report(result, project.personas, misses=5))
     return [f"personas/: the lens checks no longer hold on {corpus.relative_to(project.root)} "
             f"(`make calibrate` for the whole table):\n{table}"]
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    problems: list[str] = []
-    settings, sheets, personas = load_everything(root, problems)
-    sheet_files = len(list((root / "tools").glob("*.toml")))
-    if settings is None or problems:  # rendering and quotes need every file to load
-        counts = f"{plural(sheet_files, 'fact sheet')}, {plural(personas, 'persona')}"
-        return Outcome([*problems, f"{counts}: {plural(len(problems), 'problem')}; templates and drafts are "
-                        "checked once every file loads"], BAD_INPUT)
-    project = Project(root, settings, env={})
-    problems += render_everything(project, sheets)
-    drafts = project.all_drafts()
-    unchecked = 0
-    unpublishable: list[str] = []
-    for path in drafts:
-        found = check_draft(project, path)
-        problems += found.problems
-        unpublishable += found.unpublishable
-        unchecked += not found.has_record
-    problems += calibration(project)
-    counts = f"{plural(sheet_files, 'fact sheet')}, {plural(personas, 'persona')}, {plural(len(drafts), 'draft')}"
-    note = f" ({plural(unchecked, 'draft')} without a provenance sidecar, so their quotes were not checked)" \
-        if unchecked else ""
-    if problems or unpublishable:
-        # Not publishable yet is what ``stale`` exits 1 for; a file that breaks the rules is bad input (2).
-        tally = "; ".join(text for text in (plural(len(problems), "problem") if problems else "",
-                                            f"{len(unpublishable)} not publishable as it stands"
-                                            if unpublishable else "") if text)
-        return Outcome([*problems, *unpublishable, f"{counts}: {tally}{note}"], BAD_INPUT if problems else STALE)
-    return Outcome([f"{counts}: all good{note}"], OK)

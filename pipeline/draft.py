@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -11,13 +10,13 @@ from typing import TextIO
 
 from .assemble import assemble
 from .costs import Stats
-from .errors import REPLY_INVALID, GaveUpOnReply, InputError, NotServed, Outcome, plural
-from .project import Project, shown
+from .errors import GaveUpOnReply, InputError, NotServed
+from .project import Project
 from .provenance import Record, build_record, read_draft, read_record, sidecar_path, write_record
 from .render import distinct_message, reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
-from .settings import Settings, settings_for
+from .settings import Settings
 from .write import can_write, writable, write_atomic
 
 
@@ -93,34 +92,6 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
 def _for_the_page() -> None:
     """Import what only the page and the report need, while the requests are in flight: not before the first."""
     from . import library, merge, report  # noqa: F401
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    from .report import facts_to_check, for_the_editor, run_report
-
-    settings = settings_for(root, args)
-    drafted = draft(root, args.tool_a, args.tool_b, settings, force=args.force, retry_fallbacks=args.retry_fallbacks,
-                    use_cache=not args.no_cache)
-    s = drafted.stats
-    lines = [f"Wrote {shown(drafted.path, root)}: {s.requests} requests, {s.cache_hits} cache hits, "
-             f"{s.from_outputs} from outputs/, {s.reasks} "
-             f"re-asks, {s.retries} transport retries, {s.prompt_tokens} prompt + {s.completion_tokens} completion "
-             f"tokens, {drafted.seconds:.1f} s"]
-    if drafted.fallbacks:
-        lines.append(f"Written by a fallback, not the lens's own model: {'; '.join(drafted.fallbacks)}")
-    if drafted.approved:
-        lines.append("Approved quotes carried from other drafts: " + "; ".join(drafted.approved))
-    lines += [f"Not carried: {problem}" for problem in drafted.disputed]
-    lines += run_report(s, drafted.seconds, settings, drafted.prices) + facts_to_check(drafted.flags)
-    lines += for_the_editor(drafted.sameness, drafted.notes)
-    if not drafted.missing:
-        return Outcome(lines)
-    name = drafted.path.stem
-    errors = [f"{exc.message}; the page has a placeholder for it" for exc in drafted.missing]
-    errors.append(f"{plural(len(drafted.missing), 'quote')} missing: `python -m pipeline accept {name} SECTION` "
-                  f"takes a kept reply as it is; `python -m pipeline refresh {name}` asks again for the missing "
-                  "ones only")
-    return Outcome(lines, REPLY_INVALID, errors)
 
 
 def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:

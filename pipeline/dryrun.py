@@ -6,22 +6,17 @@ day) for prices and to warn of a lens pinned to a provider that does not serve i
 
 from __future__ import annotations
 
-from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
 
+from .backends.router import consult
 from .cache import ReviewCache
 from .costs import check_budget, forecast, unpriced_targets
-from .errors import Outcome, OverBudget, UnknownPrice
+from .errors import OverBudget, UnknownPrice
 from .generate import cached_review
 from .project import Project
 from .report import forecast_lines
-from .router import consult
-from .settings import Settings, settings_for
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    return Outcome(dry_run(root, args.tool_a, args.tool_b, settings_for(root, args)))
+from .settings import Settings
 
 
 def dry_run(root: Path, slug_a: str, slug_b: str, settings: Settings,

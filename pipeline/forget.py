@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from argparse import Namespace
-from pathlib import Path
-
-from .cache import ReviewCache
-from .errors import InputError, Outcome, plural
+from .errors import InputError
 from .load import SLUG
 from .project import Project
 from .provenance import read_record
 from .review import parse_section
-from .settings import settings_for
 
 
 def keys_to_forget(project: Project, targets: list[str]) -> set[str]:
@@ -35,18 +30,3 @@ def keys_to_forget(project: Project, targets: list[str]) -> set[str]:
                 keys |= {s.key for name, s in record.sections.items() if s.key and parse_section(name)[1] in tools}
         keys |= {job.key for job in project.plan(sorted(tools))}
     return keys
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    settings = settings_for(root, args)
-    keys = keys_to_forget(Project(root, settings), args.targets)
-    cache = ReviewCache(settings.cache_dir)
-    try:
-        dropped = 0
-        for key in sorted(keys):  # a mark, not a deletion: the drafts under outputs/ must not lend it back either
-            dropped += bool((cache.get(key) or {}).get("quote"))
-            cache.set(key, {"forgotten": True})
-    finally:
-        cache.close()
-    return Outcome([f"Forgot {plural(dropped, 'cached review')} of {', '.join(args.targets)}; the next "
-                    "draft or refresh asks the model for them again."])

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from argparse import Namespace
 from pathlib import Path
 
-from .errors import InputError, Outcome
-from .project import Project
+from .errors import InputError
 from .provenance import read_record, sidecar_path, write_record
-from .settings import settings_for
 
 
 def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
@@ -23,11 +20,3 @@ def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
     pinned = set(record.pinned) - set(names) if unpin else set(record.pinned) | set(names)
     write_record(draft, record.model_copy(update={"pinned": sorted(pinned)}))
     return sorted(pinned)
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    project = Project(root, settings_for(root, args))
-    path = project.find_draft(args.draft)
-    with project.lock():  # a refresh writing the sidecar now would drop the pin: wait for it, then read afresh
-        pinned = pin(path, args.sections, unpin=args.unpin)
-    return Outcome([f"{project.shown(path)}: pinned: {', '.join(pinned) or 'nothing'}"])

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-from argparse import Namespace
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,14 +26,11 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markupsafe import Markup, escape
 
-from .errors import InputError, Outcome
+from .errors import InputError
 from .merge import line_owners
-from .project import Project
 from .provenance import Record, read_draft, read_record, sidecar_path
 from .render import render
 from .review import CARD, FRAME, parse_section, section_id
-from .settings import settings_for
-from .write import not_editorial, write_atomic
 
 
 def _image_as_text(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -503,17 +499,3 @@ def is_stream(path: Path) -> bool:
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    settings = settings_for(root, args)
-    path = Project(root, settings).find_draft(args.draft)
-    out = not_editorial(root, root / args.out, "--out") if args.out else \
-        (settings.cache_dir / "preview" / f"{path.stem}.html").resolve()
-    page = preview(root, path)
-    if args.out and is_stream(root / args.out):  # an atomic write would put a file in its place, or fail (/proc)
-        with open(root / args.out, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        return Outcome([])  # the page may be going to stdout: nothing else is printed there
-    write_atomic(out, page)
-    return Outcome([f"Wrote {out} (open file://{out})"])

@@ -4,16 +4,15 @@ the configured policy would pick. Sends no review; reads the router's model list
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .backends.router import Catalogue, RouterProvider, catalogue, router_url
 from .errors import NoCatalogue, Outcome
 from .project import Project, targets_for
 from .report import _table
-from .router import Catalogue, RouterProvider, catalogue, router_url
-from .settings import POLICIES, Settings, settings_for
+from .settings import POLICIES, Settings
 
 # What each policy is taken to pick, said under the table and in the README.
 POLICY_NOTES = {
@@ -22,10 +21,6 @@ POLICY_NOTES = {
     "fastest": "fastest: the live provider with the highest throughput",
     "cheapest": "cheapest: the live provider with the lowest input + output price",
 }
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    return providers(root, settings_for(root, args), as_json=args.json)
 
 
 def _number(value: float | None, digits: int = 2) -> str:

@@ -12,16 +12,13 @@ as making another quote's point or as a near miss on length.
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .errors import BAD_INPUT, OK, InputError, Outcome
+from .errors import InputError, Outcome
 from .library import Library, Shown
 from .project import Project
 from .review import describe_section, parse_section
 from .sameness import Stock, Terms, house_phrases, stock_phrases, stock_report, tool_terms
-from .settings import settings_for
 
 
 @dataclass
@@ -100,31 +97,3 @@ def sameness(project: Project, quotes: list[Quote], tools: list[str], as_json: b
         lines += [f"  {page}: {describe_section(name)} " + (f"repeats the {text}" if kind == "same point" else text)
                   for page, name, kind, text in flags]
     return Outcome(lines)
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    project = Project(root, settings_for(root, args))
-    for slug in args.tools:
-        if not project.tool_path(slug).is_file():
-            raise InputError("command line", "TOOL", f"{slug!r} has no fact sheet in tools/")
-    library = Library.of(project)
-    quotes = collect(project, args.tools, library)
-    # A page that cannot be read is not left out in silence: what it shows is unknown, so the answer is incomplete.
-    errors = [error.message for error in library.unreadable.values()]
-    code = BAD_INPUT if errors else OK
-    if args.sameness:
-        if errors:
-            return Outcome([], code, errors)
-        return sameness(project, quotes, args.tools, args.json)
-    if args.json:
-        return Outcome([json.dumps([{"tool": q.tool, "lens": q.lens, "state": q.state, "pages": [
-            {"page": s.page, "state": s.state, "text": s.text, "approved_in": s.source, "pinned": s.pinned}
-            for s in q.pages]} for q in quotes], indent=2, ensure_ascii=False)], code, errors)
-    lines = []
-    for quote in quotes:
-        lines.append(f"{quote.tool} / {quote.lens}: {quote.state}")
-        for shown in quote.pages:
-            lines.append(f"  {shown.page} ({describe(shown)}): {shown.text[:100]}"
-                         + ("..." if len(shown.text) > 100 else ""))
-    return Outcome(lines or ["No quotes: no draft under outputs/ carries one."], code, errors)
-

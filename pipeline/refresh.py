@@ -9,7 +9,6 @@ changed the same lines, both go into one block of git-style conflict markers for
 from __future__ import annotations
 
 import time
-from argparse import Namespace
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -17,16 +16,16 @@ from typing import TextIO
 
 from .assemble import Page, assemble
 from .costs import Stats
-from .errors import BACKEND_FAILED, CONFLICT, OK, GaveUpOnReply, NotServed, Outcome, plural
+from .errors import BACKEND_FAILED, CONFLICT, OK, GaveUpOnReply, NotServed, plural
 from .facts import unsupported_claims
 from .library import Dispute, Library, draft_lines
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
 from .provenance import Record, build_record, sidecar_path, write_record
-from .report import facts_to_check, for_the_editor, run_report
+from .report import facts_to_check, for_the_editor
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
-from .settings import Settings, settings_for
+from .settings import Settings
 from .stale import (
     DraftStatus,
     StaleSection,
@@ -37,7 +36,7 @@ from .stale import (
     recorded_environment,
     shown_verdicts,
 )
-from .write import ChangedSinceRead, Seen, can_write, not_editorial, writable, write_atomic
+from .write import ChangedSinceRead, Seen, writable, write_atomic
 
 # An editor's save that lands while a draft is being written is merged again, up to this many times.
 SAVES_WAITED = 3
@@ -394,17 +393,3 @@ def summary(result: RefreshResult, project: Project) -> list[str]:
                  f"{s.prompt_tokens} prompt + {s.completion_tokens} completion tokens, "
                  f"{plural(result.conflicts, 'new conflict')}")
     return lines
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    settings = settings_for(root, args)
-    project = Project(root, settings)
-    paths = [project.find_draft(d) for d in args.drafts]
-    body = not_editorial(root, root / args.pr_body, "--pr-body") if args.pr_body else None  # relative to the project
-    if body is not None:
-        can_write(body, "the pull request body")
-    result = refresh(root, settings, drafts=paths or None, use_cache=not args.no_cache)
-    if body is not None:
-        write_atomic(body, pr_body(result, project))
-    return Outcome(summary(result, project) + run_report(result.stats, result.seconds, settings, result.prices),
-                   result.exit_code)

@@ -12,15 +12,13 @@ import json
 import os
 import threading
 import time
-from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from .errors import InputError, Outcome, clip, printable
+from .errors import printable
 from .secret import redact
-from .settings import settings_for
 from .write import write_atomic
 
 _RUNS_IN_PROCESS = itertools.count(1)  # a second run in one process (tests, a library user) gets its own id
@@ -167,17 +165,3 @@ def show(entries: list[dict[str, Any]]) -> str:
 def draft_name(given: str) -> str:
     """``outputs/a-vs-b.md``, ``a-vs-b.md`` or ``a-vs-b`` -> ``a-vs-b``, as the run log records drafts."""
     return Path(given).name.removesuffix(".md")
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    path = log_path(settings_for(root, args).cache_dir)
-    entries = read_runs(path.parent)
-    if args.run not in ("last", "all"):
-        runs = [e["run"] for e in entries if e.get("type") == "run"]
-        if args.run not in runs:
-            known = f"the last runs are {', '.join(runs[-5:])}" if runs else "it has no runs"
-            raise InputError("command line", "--run", f"no run {clip(repr(args.run))} in {path}: {known}",
-                             hint="`python -m pipeline log --run all` shows every run.")
-    draft = draft_name(args.draft) if args.draft else None
-    entries = select(entries, args.run, draft, args.failures)
-    return Outcome([show(entries) if entries else "The run log has nothing that matches."])

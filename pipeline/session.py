@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TextIO
 
-from .backends import ChatBackend, refuse_offline, select_backend
+from .backends.chat import ChatBackend, refuse_offline, select_backend
+from .backends.router import Consulted, consult
 from .cache import ReviewCache
 from .costs import Forecast, Stats, check_budget, forecast
 from .distinct import ask_again
@@ -20,7 +21,6 @@ from .generate import Reviewer, cached_review
 from .progress import Progress
 from .project import Project
 from .review import Job, Review, parse_section
-from .router import Consulted, consult
 from .runlog import RunLog
 from .validate import quote_problems
 from .write import can_write

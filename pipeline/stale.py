@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from argparse import Namespace
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
 from .digests import Digests
-from .errors import OK, STALE, InputError, Outcome, plural
+from .errors import InputError
 from .library import Dispute, Library
 from .load import FactSheet
-from .merge import LEGACY_NOTE, RESOLVE, START, Unresolved, page_verdicts, unresolved
+from .merge import LEGACY_NOTE, START, Unresolved, page_verdicts, unresolved
 from .project import Project, canonical
 from .provenance import DraftFile, Record, Section, changes, keys_hash, short_hash, sidecar_path, votes_file
 from .review import FRAME, Review, card_id, describe_section, is_card, parse_section, section_id
-from .settings import settings_for
 
 
 @dataclass(frozen=True)
@@ -232,29 +230,3 @@ class Fresh:
         if data["frame"] != short_hash(project.inputs.frame(tools)):
             return None
         return DraftStatus(draft.path, None, tools)
-
-
-def command(root: Path, args: Namespace) -> Outcome:
-    # Only an option given here changes how a draft is checked: environment variables do not (see as_recorded).
-    options = {name: getattr(args, name) for name in ("backend", "model", "provider") if getattr(args, name)}
-    project = Project(root, settings_for(root, args), options=options)
-    paths = [project.find_draft(d) for d in args.drafts] or project.all_drafts()
-    statuses = check_all(project, paths)
-    lines = []
-    for status in statuses:
-        shown = project.shown(status.path)
-        if status.stale:
-            lines.append(f"{shown}: {plural(len(status.stale), 'stale section')}")
-            lines += [f"  {section}" for section in status.stale]
-        if status.conflicts:
-            lines.append(f"{shown}: {plural(len(status.conflicts), 'unresolved conflict')}")
-            lines += [f"  line {c.start + 1}, {c.what}: {RESOLVE}" for c in status.conflicts]
-    disputes = disputes_of(statuses)
-    lines += [f"Approved differently: {dispute}." for dispute in disputes]
-    stale = [status for status in statuses if status.stale]
-    unsettled = [status for status in statuses if status.conflicts]
-    tail = "; `make refresh` regenerates them" if stale else ""
-    lines.append(f"{len(stale)} of {plural(len(statuses), 'draft')} stale{tail}"
-                 + (f"; {plural(len(unsettled), 'draft')} with unresolved conflicts" if unsettled else "")
-                 + (f"; {plural(len(disputes), 'quote')} approved differently" if disputes else "") + ".")
-    return Outcome(lines, STALE if stale or unsettled or disputes else OK)

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from pipeline.dialects import detect
+from pipeline.backends.dialects import detect
 from pipeline.review import REPLY_SCHEMA
 from tests.fakeserver import FakeChatServer, Scripted, shape_of
 

@@ -18,8 +18,8 @@ import httpx2
 import pytest
 from huggingface_hub import set_client_factory
 
-from pipeline import router as router_module
-from pipeline.router import parse_models
+from pipeline.backends import router as router_module
+from pipeline.backends.router import parse_models
 from tests.fakeserver import FakeChatServer, Scripted, shape_of
 
 TOKEN = "hf_testTOKENforTheRouter000000"

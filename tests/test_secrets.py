@@ -224,7 +224,7 @@ def test_a_fact_sheet_holding_a_secret_is_refused_before_anything_is_sent(secret
 def test_a_router_echoing_the_token_in_its_model_list_is_scrubbed(cli, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The router's model list is kept in the cache: what it says goes through the same scrub as a reply."""
-    from pipeline import router
+    from pipeline.backends import router
 
     hf = token("hf_")
     with FakeChatServer() as fake_router:

@@ -9,7 +9,7 @@ import sys
 from tests.conftest import ROOT
 
 LATER = ("pipeline.merge", "pipeline.library", "pipeline.quotes", "pipeline.report", "pipeline.preview",
-         "pipeline.local", "markdown_it", "llama_cpp")
+         "pipeline.backends.local", "markdown_it", "llama_cpp")
 
 
 def test_draft_imports_nothing_only_the_page_needs_before_sending() -> None:

@@ -22,13 +22,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .costs import Price
-from .errors import clip
-from .retry import get_within
-from .review import Target
-from .secret import scrub
-from .settings import POLICIES, Settings, public_url
-from .write import write_atomic
+from ..costs import Price
+from ..errors import clip
+from ..retry import get_within
+from ..review import Target
+from ..secret import scrub
+from ..settings import POLICIES, Settings, public_url
+from ..write import write_atomic
 
 CACHE_FILE = "router-models.json"
 MAX_AGE = timedelta(hours=24)  # read the router at most once a day

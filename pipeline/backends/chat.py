@@ -18,13 +18,13 @@ from huggingface_hub import ChatCompletionInputMessage, ChatCompletionOutput, In
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
 from huggingface_hub.utils import get_session
 
-from .capped import MAX_REPLY, capped
+from ..capped import MAX_REPLY, capped
+from ..errors import InputError, VerdictsError, plural
+from ..retry import RequestDeadline, request_timeout, router_error, within_deadline
+from ..review import Backend, Completion, Message, Target
+from ..settings import HF_ROUTER, Settings, choose_backend, public_url, server_of
 from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
-from .errors import InputError, VerdictsError, plural
-from .retry import RequestDeadline, request_timeout, router_error, within_deadline
-from .review import Backend, Completion, Message, Target
 from .router import Catalogue, structured_for
-from .settings import HF_ROUTER, Settings, choose_backend, public_url, server_of
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.

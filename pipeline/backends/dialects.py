@@ -30,10 +30,10 @@ from typing import Any, Literal, get_args
 
 from huggingface_hub.errors import HfHubHTTPError
 
-from .errors import clip
-from .retry import get_within, server_said, status_of
-from .review import REPLY_SCHEMA
-from .settings import StructuredDialect
+from ..errors import clip
+from ..retry import get_within, server_said, status_of
+from ..review import REPLY_SCHEMA
+from ..settings import StructuredDialect
 
 Dialect = Literal["json_schema", "json_object_schema", "tgi", "none"]
 assert set(get_args(StructuredDialect)) == {"auto", *get_args(Dialect)}

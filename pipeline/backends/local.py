@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import BackendError
-from .review import REPLY_SCHEMA, Completion, Message, Target
-from .settings import Settings
+from ..errors import BackendError
+from ..review import REPLY_SCHEMA, Completion, Message, Target
+from ..settings import Settings
 
 HOW_TO_GET_A_MODEL = (
     "Point VERDICTS_LOCAL_MODEL at a .gguf file, or fetch the default once while online with "
