@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
-import gc
 import importlib
 import os
 import signal
@@ -14,12 +12,13 @@ import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from . import __version__
 from .commands import COMMANDS
 from .errors import CLOSED_PIPE, INTERRUPTED, NOT_WRITTEN, UNEXPECTED, Outcome, VerdictsError, printable
 from .secret import redact
+from .startup import silence, started
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,16 +46,14 @@ def command_module(name: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     root = (args.root or Path(os.environ.get("VERDICTS_ROOT") or ".")).resolve()
     module = command_module(args.command)
-    if not gc.isenabled():  # __main__ imported everything without the cycle collector: see there
-        gc.freeze()
-        gc.enable()
+    started()  # the command's modules are in (pipeline.startup)
     outcome: Outcome = module.run(root, args)
     if outcome.lines:
         try:
             print(redact("\n".join(outcome.lines)))  # the run report goes to public CI logs too
             sys.stdout.flush()  # now, not at exit, so that a closed pipe is handled here
         except BrokenPipeError:
-            _silence()  # the command finished: its status stands (stale's 1 still means "stale drafts found")
+            silence()  # the command finished: its status stands (stale's 1 still means "stale drafts found")
     for error in outcome.errors:
         say(f"error: {error}")
     return outcome.exit_code
@@ -70,16 +67,6 @@ def say(text: str) -> None:
     for line in printable(text).split("\n"):
         print(line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line) - MAX_LINE} more characters)",
               file=sys.stderr)
-
-
-def _silence() -> None:
-    """After a reader closed our pipe (``stale | head -1``): say nothing more, and point stdout and stderr at
-    /dev/null, so the interpreter's last flush of what is left in their buffers cannot fail (exit 120)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # not a file descriptor (tests capture output in memory)
-            os.dup2(devnull, stream.fileno())
-    os.close(devnull)
 
 
 def _interrupt_handler() -> tuple[Callable[[int, object], None], Callable[[], bool]]:
@@ -109,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             sys.stdout.flush()
         except BrokenPipeError:
-            _silence()
+            silence()
         raise
     if threading.current_thread() is not threading.main_thread():
         return _main(args)
@@ -130,7 +117,7 @@ def _main(args: argparse.Namespace) -> int:
         # A pipe closed while the command ran (``draft 2>&1 | head -3``): the reader wanted no more, so no
         # message, but the command did not finish, so neither its status nor 0. 141 is 128 + SIGPIPE, what a
         # shell reports for a program that the closed pipe stopped.
-        _silence()
+        silence()
         return CLOSED_PIPE
     except VerdictsError as exc:
         if args.debug:
@@ -152,26 +139,3 @@ def _main(args: argparse.Namespace) -> int:
         print("interrupted: the page being drafted was not written; replies already received are cached, so "
               "running the same command again asks only for the rest", file=sys.stderr)
         return INTERRUPTED
-
-
-def leave(code: int) -> NoReturn:
-    """End ``python -m pipeline`` with ``code`` once everything is out, without the interpreter's teardown.
-
-    Tearing down every module and object of a draft took 60-80 ms, a twentieth of a cold draft, to free memory the
-    system takes back anyway. Nothing is lost by skipping it: every file a command writes is closed (and replaced
-    atomically) before the command returns, the response cache and its locks are closed, and the workers still
-    alive are daemon threads whose replies nobody waits for. As at a normal exit, the ``atexit`` handlers run and
-    stdout and stderr are flushed; while a thread that is not a daemon is still at work, it is the normal exit.
-    """
-    if any(thread.is_alive() and not thread.daemon and thread is not threading.main_thread()
-           for thread in threading.enumerate()):
-        sys.exit(code)
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except BrokenPipeError:  # a reader closed the pipe after the command finished: its status stands
-            _silence()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)

@@ -20,7 +20,7 @@ def test_draft_imports_nothing_only_the_page_needs_before_sending() -> None:
 
 
 def test_a_drafted_page_its_record_and_its_cache_are_whole_when_the_process_has_ended(project, fake, tmp_path) -> None:
-    """``python -m pipeline`` skips the interpreter's teardown (cli.leave): what it wrote is complete anyway, the
+    """``python -m pipeline`` skips the interpreter's teardown (startup.leave): what it wrote is complete anyway, the
     exit status and the report stand, and a second process finds every review in the cache."""
     import json
     import os
@@ -48,7 +48,7 @@ def test_leaving_runs_the_exit_handlers_and_waits_for_a_thread_still_at_work(tmp
     marks = tmp_path / "marks"
     code = f"""
 import atexit, sys, threading, time
-from pipeline.cli import leave
+from pipeline.startup import leave
 atexit.register(lambda: open({str(marks)!r}, "a").write("atexit\\n"))
 def late():
     time.sleep(0.3)

@@ -6,7 +6,6 @@ Order: ``VERDICTS_BACKEND`` if set; else ``VERDICTS_BASE_URL`` (an OpenAI-compat
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import threading
@@ -16,13 +15,13 @@ from typing import Any
 
 from huggingface_hub import ChatCompletionInputMessage, ChatCompletionOutput, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
-from huggingface_hub.utils import get_session
 
 from ..capped import MAX_REPLY, capped
 from ..errors import InputError, VerdictsError, plural
 from ..retry import RequestDeadline, request_timeout, router_error, within_deadline
 from ..review import Backend, Completion, Message, Target
 from ..settings import HF_ROUTER, Settings, choose_backend, public_url, server_of
+from ..startup import warm_http_session
 from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
 from .router import Catalogue, structured_for
 
@@ -60,7 +59,7 @@ class ChatBackend:
                                            bill_to=settings.bill_to or None)
         # The client's HTTP session is built on the first request, and most of that is loading the TLS certificates
         # (about 25 ms, outside the GIL): built now, in the background, it is ready by the time the prompts are.
-        threading.Thread(target=_build_session, name="http-session", daemon=True).start()
+        warm_http_session()
 
     def describe(self) -> str:
         if self.name == "endpoint":
@@ -193,14 +192,6 @@ def refuse_offline(backend: Backend, pending: Callable[[], int]) -> None:
                      f"so {plural(count, 'review')} not cached cannot be asked of {backend.describe()}; nothing was "
                      "sent", hint=f"Unset {variable} (or set it to 0), or draft with the embedded model "
                      "(VERDICTS_BACKEND=local), which needs no network.")
-
-
-def _build_session() -> None:
-    """huggingface_hub's shared HTTP client, ahead of the first request. A failure here is left for that request
-    to meet and report as every transport error is (cli.say: one line, secrets redacted), never as a thread's
-    traceback."""
-    with contextlib.suppress(Exception):  # the first request builds it again and says what went wrong
-        get_session()
 
 
 class MalformedBody(ValueError):
