@@ -68,7 +68,7 @@ check: install
 
 # Every test tier: with VERDICTS_REQUIRE_ALL_TIERS=1 a test that needs a missing asset (Chromium, the local model,
 # the reference pages) fails instead of being skipped. ARGS goes to pytest, e.g. ARGS='-k fallback'.
-# How the lens checks judge the labelled quotes in tests/calibration/ (per lens, accepted/refused per label).
+# How the lens checks judge the labelled quotes in calibration/ (per lens, accepted/refused per label).
 calibrate: install
 	$(PY) -m pipeline calibrate $(ARGS)
 

@@ -1,6 +1,6 @@
 """The ``calibrate`` command: how the lens checks judge a labelled corpus of quotes.
 
-The corpus (``tests/calibration/``) holds quotes that stand-in models wrote for our rendered prompts
+The corpus (``calibration/``) holds quotes that stand-in models wrote for our rendered prompts
 (``corpus/*.jsonl``: tool, lens, verdict, quote), fluent paragraphs that make no lens's points (``junk`` in a
 file's name), and the fact sheets of the tools they review (``tools/``). From them come the labels:
 
@@ -143,7 +143,7 @@ def report(result: Result, personas: list[Persona], misses: int = 10) -> list[st
     lines.append("calibration holds" if not failing else "calibration FAILS: " + "; ".join(failing))
     if result.uncalibrated():
         lines.append(f"not calibrated, no quotes in the corpus were written for: {', '.join(result.uncalibrated())} "
-                     "(add some to tests/calibration/corpus/)")
+                     "(add some to calibration/corpus/)")
     for sample, problems in result.misses[:misses]:
         got = "accepted" if not problems else "refused: " + "; ".join(problems)
         lines.append(f"  {sample.label} as {sample.lens}, {sample.tool} ({sample.source}): {got}")
@@ -152,13 +152,15 @@ def report(result: Result, personas: list[Persona], misses: int = 10) -> list[st
     return lines
 
 
-def reference_quotes(root: Path) -> dict[tuple[str, str], str]:
-    """(lens, tool name) -> quote from the published pages beside the project, when they are there."""
+def reference_quotes(root: Path, personas: list[Persona]) -> dict[tuple[str, str], str]:
+    """(lens, tool name) -> quote from the published pages beside the project, when they are there. A page shows
+    its panel's quotes row by row, A then B, in panel order: the persona files say which lens each row is, and a
+    page with another number of rows than the panel has is not read."""
     directory = root.parent / "shared" / "reference"
     quotes: dict[tuple[str, str], str] = {}
     if not directory.is_dir():
         return quotes
-    order = ["builder", "builder", "skeptic", "skeptic", "buyer", "buyer", "futurist", "futurist"]
+    order = [persona.lens for persona in personas for _ in range(2)]
     for page in sorted(directory.glob("*.txt")):
         lines = page.read_text(encoding="utf-8").splitlines()
         title = lines[1] if len(lines) > 1 else ""

@@ -146,10 +146,10 @@ def check_draft(project: Project, path: Path) -> DraftProblems:
 def calibration(project: Project) -> list[str]:
     """The personas' checks against the calibration corpus, when the project has one: a persona edit that makes
     them refuse good quotes (or accept bad ones) is a problem, shown with the per-lens table."""
-    corpus = project.root / "tests" / "calibration"
+    corpus = project.root / "calibration"  # the project's own corpus, beside its personas
     if not (corpus / "corpus").is_dir():
         return []
-    result = calibrate.run(corpus, project.personas, calibrate.reference_quotes(project.root))
+    result = calibrate.run(corpus, project.personas, calibrate.reference_quotes(project.root, project.personas))
     if not result.failing():
         return []
     table = "\n".join("    " + line for line in calibrate.report(result, project.personas, misses=5))

@@ -8,7 +8,7 @@ is", and that is the house voice, not a repetition):
   other are near-duplicates, or when they share a run of words outside the signposts holding three content
   words. The tool's name and entry price are placeholders: mentioning the same fact is not the same point, and a
   paragraph written for one tool and reused for another with the name swapped is the same paragraph. The
-  thresholds are calibrated on hand labels (``tests/calibration/sameness``, ``python -m pipeline calibrate``).
+  thresholds are calibrated on hand labels (``calibration/sameness``, ``python -m pipeline calibrate``).
 - ``stock_phrases``: phrases of four words or more, outside the signposts, that recur in more than one quote in
   eight of a lens across a set of quotes (every draft's, or a corpus).
 """
@@ -27,7 +27,7 @@ from .review import describe_section, section_id
 # overlap by QUOTE_DICE or more (Dice: twice the shared words over the words of both); or when two of their
 # sentences are near-duplicates (SENTENCE_DICE, sharing SENTENCE_WORDS content words at least); or when they share
 # a run of words, outside the signposts, holding RUN_WORDS content words. Set where 9 in 10 pairs that editors
-# labelled distinct pass (a false flag costs a paid re-ask and an editor's time): tests/calibration/README.md.
+# labelled distinct pass (a false flag costs a paid re-ask and an editor's time): calibration/README.md.
 QUOTE_DICE = 0.2
 SENTENCE_DICE = 0.5
 SENTENCE_WORDS = 5

@@ -1,7 +1,7 @@
 """Distinct voices measured on the calibration corpus: the sameness check against hand labels, the stock phrases
 of a set of writers, and the lengths they write (for the near-miss band of ``validate.NEAR_MISS``).
 
-Hand labels (``tests/calibration/sameness/labels.jsonl``, one JSON object a line) say, for pairs of one writer's
+Hand labels (``calibration/sameness/labels.jsonl``, one JSON object a line) say, for pairs of one writer's
 quotes, whether an editor would cut one as making the other's point:
 
 - ``{"kind": "lenses", "writer", "tool", "pair": [lens, lens], "same_point": bool, "shared": "..."}``: two lenses

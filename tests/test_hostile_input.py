@@ -335,7 +335,7 @@ def test_json_files_of_ours_nested_100000_deep_are_bad_input_not_a_traceback(fak
     run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")
     assert run.code == 2 and str(kept) in one_error(run.err) and "nested too deeply" in run.err, run.err
     corpus = tmp_path / "corpus-copy"
-    shutil.copytree(ROOT / "tests" / "calibration", corpus)
+    shutil.copytree(ROOT / "calibration", corpus)
     lines = corpus / "corpus" / "w1-terse-american.jsonl"
     lines.write_text(lines.read_text(encoding="utf-8") + deep + "\n", encoding="utf-8")
     run = cli("calibrate", "--corpus", str(corpus))

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.load import load_personas
 from pipeline.validate import NeedsReask, validate_reply
-from tests.fakeserver import FakeChatServer, lens_and_tool, synthetic
+from tests.fakeserver import REFERENCE_DIR, FakeChatServer, lens_and_tool, synthetic
 
 A, B = "hf-inference-providers", "mistral-3-small"
 B_NAME = "Mistral 3 Small (24B)"
@@ -77,7 +77,7 @@ def test_a_reask_says_what_is_missing_in_the_house_terms(project: Path) -> None:
         'with "The category is ..., and the direct competitors are ..."']
 
 
-CORPUS = Path(__file__).resolve().parent / "calibration"
+CORPUS = Path(__file__).resolve().parent.parent / "calibration"
 
 
 def test_calibration_holds_for_the_test_personas(cli) -> None:
@@ -103,7 +103,7 @@ def test_check_fails_with_the_table_when_a_persona_edit_breaks_calibration(cli, 
     """`make test` runs `check` first: an editor's persona edit that breaks calibration stops it, with the table."""
     import shutil
 
-    shutil.copytree(CORPUS, project / "tests" / "calibration")
+    shutil.copytree(CORPUS, project / "calibration")
     assert cli("check").code == 0
     skeptic = project / "personas" / "skeptic.toml"
     text = skeptic.read_text()
@@ -122,3 +122,14 @@ def test_a_new_lens_with_no_corpus_quotes_is_reported_not_failed(cli, project: P
     run = cli("calibrate", "--corpus", str(CORPUS))
     assert run.code == 0 and "calibration holds" in run.out
     assert "not calibrated, no quotes in the corpus were written for: operator" in run.out
+
+
+@pytest.mark.reference
+def test_the_published_quotes_follow_the_persona_files_not_a_list_of_names(cli, project: Path) -> None:
+    """The lenses are the persona files': a lens renamed by its file still has its published quotes checked."""
+    (project / "personas" / "builder.toml").rename(project / "personas" / "engineer.toml")
+    (project.parent / "shared").mkdir()
+    (project.parent / "shared" / "reference").symlink_to(REFERENCE_DIR)  # beside the project, as in the repository
+    run = cli("calibrate", "--corpus", str(CORPUS))
+    row = next(line for line in run.out.splitlines() if line.startswith("engineer "))
+    assert row.rstrip().endswith("3/3 (100%)"), row

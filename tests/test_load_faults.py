@@ -125,7 +125,7 @@ def test_an_unbounded_timeout_is_capped(timeout: str, fake: FakeChatServer, draf
 @pytest.mark.slow
 def test_twenty_drafts_at_once_send_each_review_once(fake: FakeChatServer, project: Path) -> None:
     for sheet in ("ollama", "vllm", "litellm", "openrouter"):
-        shutil.copy(ROOT / "tests" / "calibration" / "tools" / f"{sheet}.toml", project / "tools")
+        shutil.copy(ROOT / "calibration" / "tools" / f"{sheet}.toml", project / "tools")
     tools = sorted(path.stem for path in (project / "tools").glob("*.toml"))
     assert len(tools) == 7
     pairs = list(itertools.combinations(tools, 2))[:20]

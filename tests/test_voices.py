@@ -15,7 +15,7 @@ from pipeline.voices import read_writers
 from tests.fakeserver import SYNTHETIC, FakeChatServer, lens_and_tool, slug_of, synthetic
 
 A, B, C = "hf-inference-providers", "mistral-3-small", "mistral-4b-edge"
-CORPUS = Path(__file__).resolve().parent / "calibration"
+CORPUS = Path(__file__).resolve().parent.parent / "calibration"
 # A buyer quote whose stress test is the skeptic's "what kills it", nearly word for word (the case).
 REPEATING_BUYER = (
     "The buyer for {name} is a small engineering team with a real budget line for developer tooling and a lead who "

@@ -17,7 +17,7 @@ def add_parser(commands: Any) -> None:
         "per lens, how many of each label were accepted or refused. Exit 1 when a label "
         "misses its target.",
     )
-    parser.add_argument("--corpus", type=Path, default=Path("tests/calibration"), help="the corpus directory")
+    parser.add_argument("--corpus", type=Path, default=Path("calibration"), help="the corpus directory")
     parser.add_argument("--misses", type=int, default=10, help="how many misjudged quotes to show")
     parser.add_argument(
         "--stock-phrases",
@@ -55,7 +55,7 @@ def run(root: Path, args: Namespace) -> Outcome:
                 *voices.lengths(quotes, personas),
             ]
         )
-    result = run(directory, personas, reference_quotes(root))
+    result = run(directory, personas, reference_quotes(root, personas))
     lines = [f"Calibration of personas/ against {directory}:", *report(result, personas, args.misses)]
     labels = directory / voices.LABELS
     if labels.is_file():
