@@ -73,7 +73,7 @@ calibrate: install
 	$(PY) -m pipeline calibrate $(ARGS)
 
 test: install browser check
-	VERDICTS_REQUIRE_ALL_TIERS=1 $(PY) -m pytest $(ARGS)
+	VERDICTS_REQUIRE_ALL_TIERS=1 $(PY) -m pytest -n auto $(ARGS)
 
 lint: install
 	$(PY) -m ruff check pipeline tests bench
