@@ -27,7 +27,10 @@ makes the first climb fast. ``Retry-After`` is honoured by the retry itself (ret
 it waits. A ``concurrency`` of 1 means one request at a time, as configured: it does not adapt.
 
 A target is a server for an endpoint (its models share its capacity), and (model, provider) for Inference
-Providers, where each provider limits each model on its own.
+Providers, where each provider limits each model on its own. A request names its provider (a pinned one, or where
+serving.py moved a skipped provider's share); under ``auto`` or a policy the router picks it and names it on the
+answer (x-inference-provider): while the router has named only one provider for such a target, its requests share
+that provider's limit (``named``), the same one a lens pinned to the provider uses.
 """
 
 from __future__ import annotations
@@ -35,9 +38,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .review import Target
+from .settings import POLICIES
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # After a 429, the limit comes back to this share of what the requests served beside it proved (Netflix's
@@ -169,6 +173,9 @@ class Limits:
         self._lock = threading.Lock()
         self.by_key: dict[str, AdaptiveLimit] = {}
         self._queued: dict[str, int] = {}  # jobs queued for targets not sent to yet
+        self._named: dict[str, set[str]] = {}  # a policy target's key -> the providers the router named for it
+        self._aliases: dict[str, str] = {}  # a policy target's key -> the key of the one provider serving it
+        self._renamed: dict[str, str] = {}  # a provider's key -> the policy target whose limit took that name
         self.in_flight = 0
         self.peak = 0  # the most requests in flight at once, all targets together
 
@@ -177,9 +184,40 @@ class Limits:
             self.in_flight += change
             self.peak = max(self.peak, self.in_flight)
 
-    def of(self, target: Target) -> AdaptiveLimit:
+    def _key(self, target: Target) -> str:
+        key = limit_key(target)
+        return self._aliases.get(key, key)
+
+    def named(self, target: Target, provider: str) -> None:
+        """The router named ``provider`` on an answer to a request for ``target``, which left the choice to it. While
+        it is the only provider named for the target, the target's requests wait on that provider's limit: its
+        limit so far becomes the provider's (in flight and learned), or joins the one a pinned lens already uses."""
+        if target.backend != "hf" or (target.provider or "auto") not in POLICIES or not provider:
+            return
         key = limit_key(target)
         with self._lock:
+            seen = self._named.setdefault(key, set())
+            if provider in seen:
+                return
+            seen.add(provider)
+            if len(seen) > 1:  # the router spreads it: no one provider's limit is the target's
+                serving = self._aliases.pop(key, "")
+                if self._renamed.get(serving) == key:  # the target's own limit goes back to its name
+                    del self._renamed[serving]
+                    self.by_key[key] = self.by_key.pop(serving)
+                return
+            serving = limit_key(replace(target, provider=provider))
+            if serving not in self.by_key and key in self.by_key:
+                self.by_key[serving] = self.by_key.pop(key)
+                self._renamed[serving] = key
+            elif serving in self.by_key and key in self.by_key:  # its jobs still to send now wait on the provider's
+                own, shared = self.by_key[key], self.by_key[serving]
+                shared.queued, own.queued = shared.queued + own.queued, 0
+            self._aliases[key] = serving
+
+    def of(self, target: Target) -> AdaptiveLimit:
+        with self._lock:
+            key = self._key(target)
             if key not in self.by_key:
                 self.by_key[key] = AdaptiveLimit(self.start, self.ceiling, self._stop, self)
                 self.by_key[key].queued = self._queued.pop(key, 0)
@@ -188,14 +226,14 @@ class Limits:
     def queue(self, target: Target, change: int) -> None:
         """``change`` more (or fewer) jobs for ``target`` wait for a worker to take them up. A target gets its limit
         (and a line in the run report) only once a request is sent to it: a job the cache answers sends none."""
-        key = limit_key(target)
         with self._lock:
+            key = self._key(target)
             limit = self.by_key.get(key)
             if limit is None:
                 self._queued[key] = self._queued.get(key, 0) + change
                 return
-        with limit._ready:
-            limit.queued += change
+        with limit._ready:  # never below 0: a target's jobs may have moved to another limit (``named``)
+            limit.queued = max(0, limit.queued + change)
 
     def wake(self) -> None:
         with self._lock:

@@ -32,7 +32,8 @@ from .merge import line_owners
 from .project import Project
 from .provenance import Record, read_draft, read_record, sidecar_path
 from .render import render
-from .review import CARD, FRAME, parse_section, section_id
+from .review import CARD, FRAME, model_label, parse_section, section_id
+from .serving import shown_provider
 from .settings import settings_for
 from .write import not_editorial, write_atomic
 
@@ -268,6 +269,7 @@ class Column:
     items: list[Item]
     after: list[Item] = field(default_factory=list)  # frame text right after the section, before the next one
     flags: list[str] = field(default_factory=list)  # the quote's claims the fact sheet does not support
+    source: str = ""  # a quote's model and the provider that served it, as the sidecar records them
 
 
 @dataclass
@@ -374,12 +376,16 @@ def sectioned(record: Record, text: str) -> list[Part]:
 
     def column(kind: str, name: str, start: int, end: int) -> Column:
         shown = items(start, end, name)
-        flags = list(record.sections[name].flags) if name in record.sections else []
+        section = record.sections.get(name)
+        flags = list(section.flags) if section else []
         for item in shown:
             if isinstance(item, Block):
                 item.marks = tuple(flags)
+        source = f"{model_label(section.model, section.provider)}, served by {shown_provider(section.served_by)}" \
+            if section and section.key and section.model and not section.missing else ""
         # Frame text between the row's two sections sits under the one it follows: in reading order, in place.
-        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name), flags)
+        return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name), flags,
+                      source)
 
     rows = []
     for kind in kinds:

@@ -16,6 +16,7 @@ from .errors import BAD_INPUT, OK, InputError, Outcome
 from .library import Library, Shown
 from .project import Project
 from .review import parse_section
+from .serving import shown_provider
 from .settings import settings_for
 
 
@@ -44,7 +45,7 @@ def collect(project: Project, tools: list[str], library: Library | None = None) 
 
 def describe(shown: Shown) -> str:
     state = {"edited": "edited here", "carried": f"approved in {shown.source}", "raw": "raw"}[shown.state]
-    return state + (", pinned" if shown.pinned else "")
+    return state + (", pinned" if shown.pinned else "") + f", served by {shown_provider(shown.served_by)}"
 
 
 def command(root: Path, args: Namespace) -> Outcome:
@@ -59,7 +60,8 @@ def command(root: Path, args: Namespace) -> Outcome:
     code = BAD_INPUT if errors else OK
     if args.json:
         return Outcome([json.dumps([{"tool": q.tool, "lens": q.lens, "state": q.state, "pages": [
-            {"page": s.page, "state": s.state, "text": s.text, "approved_in": s.source, "pinned": s.pinned}
+            {"page": s.page, "state": s.state, "text": s.text, "approved_in": s.source, "pinned": s.pinned,
+             "served_by": s.served_by or None}
             for s in q.pages]} for q in quotes], indent=2, ensure_ascii=False)], code, errors)
     lines = []
     for quote in quotes:
