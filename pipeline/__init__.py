@@ -21,8 +21,9 @@ files) and ``review`` (Target, Job, Review, the reply format, section ids). ``li
 each target takes at once; ``digests`` remembers what ``stale`` needs of unchanged drafts. ``costs`` prices what is
 sent and counts what was; ``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support;
 ``router`` reads the Inference Providers router's model list (providers, status, prices, capabilities) for the
-session; ``dialects`` picks the response_format shape an endpoint understands; ``library`` reads the drafts'
-quotes (approved texts, disputes).
+session; ``serving`` keeps, per (model, provider), what the providers the router names served and refused in a
+run; ``dialects`` picks the response_format shape an endpoint understands; ``library`` reads the drafts' quotes
+(approved texts, disputes).
 Each command is ``command(root, args) -> Outcome`` in its own module (``draft``, ``dryrun`` for prompts,
 ``stale``, ``refresh``, ``pin``, ``accept``, ``forget``, ``preview``, ``runlog`` for log, ``check``,
 ``calibrate``, ``providers``); ``cli`` parses the command line, dispatches, and turns errors into messages.

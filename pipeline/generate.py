@@ -305,6 +305,10 @@ class Reviewer:
                 with self.limits.of(route).slot() as slot:
                     if self.down.halted.is_set():
                         raise Stopped()
+                    now = self.serving.route(target)
+                    if now.provider != route.provider:  # a provider was skipped while this one waited: move
+                        continue
+                    route = now  # whether to send the schema, as of now
                     sent += 1
                     self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
                     sent_at = time.monotonic()
@@ -316,16 +320,16 @@ class Reviewer:
                         self.serving.gone(target, route.provider, exc.message)  # the provider we moved it to
                         continue
                     except BaseException as exc:
-                        slot.status = status_of(exc)
+                        status = status_of(exc)
                         response = getattr(exc, "response", None)
                         named = named_provider(response.headers) if response is not None else ""
-                        self.limits.named(route, named)
-                        if slot.status == 429:
+                        slot.status = self.limits.answered(route, named, status)
+                        if status == 429:
                             self.serving.refused(target, route, named, sent_at)
                         raise
                     slot.clean = True
-                named = completion.served_by
-                self.limits.named(route, named)
+                    named = completion.served_by
+                    self.limits.answered(route, named, None)
                 return completion, route
 
         def note(exc: BaseException) -> None:

@@ -122,17 +122,7 @@ class AdaptiveLimit:
         with self._ready:
             self.in_flight -= 1
             if status in OVERLOAD_STATUSES:
-                self.figures.overloads += 1
-                if not self.fixed and sent_in == self.round:
-                    # Halve, but not below what this round proved the target takes, and always down by one.
-                    self.limit = max(1.0, min(self.limit - 1, max(self.limit / 2, float(self.proven))))
-                    self.threshold = self.limit
-                    self.round += 1
-                    self.proven = 0
-                    self.refused_at = level if status == 429 else 0  # a server shedding load (503): the cut stands
-                elif not self.fixed and sent_in == self.round - 1 and self.refused_at:
-                    # Refused in the same overload at another level: the quota is below the lowest one refused.
-                    self.refused_at = min(self.refused_at, level) if status == 429 and level else 0
+                self._overload(sent_in, status, level)
             elif clean and not self.fixed:
                 if sent_in == self.round:
                     self.proven = max(self.proven, level)
@@ -146,6 +136,28 @@ class AdaptiveLimit:
             self.figures.reached = max(self.figures.reached, int(self.limit))
             self.figures.final = int(self.limit)
             self._ready.notify_all()
+
+    def _overload(self, sent_in: int, status: int, level: int) -> None:
+        """A 429 or 503 (the condition is held)."""
+        self.figures.overloads += 1
+        if not self.fixed and sent_in == self.round:
+            # Halve, but not below what this round proved the target takes, and always down by one.
+            self.limit = max(1.0, min(self.limit - 1, max(self.limit / 2, float(self.proven))))
+            self.threshold = self.limit
+            self.round += 1
+            self.proven = 0
+            self.refused_at = level if status == 429 else 0  # a server shedding load (503): the cut stands
+        elif not self.fixed and sent_in == self.round - 1 and self.refused_at:
+            # Refused in the same overload at another level: the quota is below the lowest one refused.
+            self.refused_at = min(self.refused_at, level) if status == 429 and level else 0
+
+    def overloaded(self, status: int) -> None:
+        """A 429 or 503 from this target to a request that waited on another limit (a policy's, whose requests the
+        router spreads over its providers): it lowers this target's limit, as one sent now would."""
+        with self._ready:
+            self._overload(self.round, status, 0)
+            self.figures.reached = max(self.figures.reached, int(self.limit))
+            self.figures.final = int(self.limit)
 
     @contextmanager
     def slot(self) -> Iterator[_Slot]:
@@ -188,12 +200,24 @@ class Limits:
         key = limit_key(target)
         return self._aliases.get(key, key)
 
-    def named(self, target: Target, provider: str) -> None:
-        """The router named ``provider`` on an answer to a request for ``target``, which left the choice to it. While
-        it is the only provider named for the target, the target's requests wait on that provider's limit: its
-        limit so far becomes the provider's (in flight and learned), or joins the one a pinned lens already uses."""
+    def answered(self, target: Target, provider: str, status: int | None) -> int | None:
+        """The router named ``provider`` on the answer (``status``, None for a reply) to a request for ``target``,
+        which left the choice to it; the status for the limit the request waited on. While ``provider`` is the only
+        one named for the target, the target's requests wait on its limit. Once the router spreads them over more
+        than one, a 429 or 503 counts against the limit of the provider that answered it (where requests pinned or
+        moved to it wait), not the target's: one provider's overload does not slow the others' share."""
         if target.backend != "hf" or (target.provider or "auto") not in POLICIES or not provider:
-            return
+            return status
+        self._named_now(target, provider)
+        serving = replace(target, provider=provider)
+        with self._lock:
+            shared = self._key(target) == limit_key(serving)
+        if status not in OVERLOAD_STATUSES or shared:
+            return status
+        self.of(serving).overloaded(status)
+        return None
+
+    def _named_now(self, target: Target, provider: str) -> None:
         key = limit_key(target)
         with self._lock:
             seen = self._named.setdefault(key, set())
