@@ -166,7 +166,7 @@ class Serving:
             skipped, moved, ignored = dict(self.skipped), dict(self.moved_to), set(self.ignores_schema)
         if not figures:
             return []
-        lines = ["  served by (the provider the router named on each reply):"]
+        lines = ["  served by (the provider the router named on each reply, whose price it is counted at):"]
         for (model, provider), f in figures:
             said = [f"{plural(f.served, 'reply', 'replies')}, {money(f.cost)}"]
             if f.refused:
