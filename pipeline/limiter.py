@@ -30,7 +30,8 @@ A target is a server for an endpoint (its models share its capacity), and (model
 Providers, where each provider limits each model on its own. A request names its provider (a pinned one, or where
 serving.py moved a skipped provider's share); under ``auto`` or a policy the router picks it and names it on the
 answer (x-inference-provider): while the router has named only one provider for such a target, its requests share
-that provider's limit (``named``), the same one a lens pinned to the provider uses.
+that provider's limit, the same one a lens pinned to the provider uses; once it names several, a 429 counts against
+the provider that answered it (``Limits.answered``).
 """
 
 from __future__ import annotations
@@ -256,7 +257,7 @@ class Limits:
             if limit is None:
                 self._queued[key] = self._queued.get(key, 0) + change
                 return
-        with limit._ready:  # never below 0: a target's jobs may have moved to another limit (``named``)
+        with limit._ready:  # never below 0: a target's jobs may have moved to another limit (``answered``)
             limit.queued = max(0, limit.queued + change)
 
     def wake(self) -> None:

@@ -71,9 +71,17 @@ class RouterProvider(BaseModel):
     @property
     def price(self) -> Price | None:
         """The provider's price; None when it gives none, or gives one that is not a finite number >= 0 (JSON
-        from the router may say NaN, or a negative price): a budget must not take either for a price."""
+        from the router may say NaN, or a negative price), or 0 (a promotion): a budget must not take any for a
+        price."""
+        return None if self.unpriced else self.listed_price
+
+    @property
+    def listed_price(self) -> Price | None:
+        """The price as the router lists it, a promotion's 0 included (what ``cheapest`` goes by, and what
+        ``providers`` shows); None when it is not a finite number >= 0."""
         p = self.pricing
-        if self.unpriced or p is None or p.input is None or p.output is None:
+        if p is None or p.input is None or p.output is None or \
+                not all(math.isfinite(value) and value >= 0 for value in (p.input, p.output)):
             return None
         return Price(p.input, p.output)
 
@@ -172,7 +180,7 @@ class Catalogue:
             timed = [p for p in live if p.throughput is not None]
             return max(timed, key=lambda p: p.throughput or 0.0) if timed else (live[0] if live else None)
         if policy == "cheapest":
-            priced = [(price.input + price.output, p) for p in live if (price := p.price) is not None]
+            priced = [(price.input + price.output, p) for p in live if (price := p.listed_price) is not None]
             return min(priced, key=lambda pair: pair[0])[1] if priced else None
         return live[0] if live else None
 

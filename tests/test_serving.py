@@ -259,3 +259,16 @@ def test_response_format_is_no_longer_sent_where_a_provider_ignores_it(router, d
     assert f"{MODEL}:novita: 6 replies, " in run.out
     assert "; 1 of 1 did not match the reply schema although response_format was sent; no longer sent it" in run.out
     assert "; 0 of 2 did not match the reply schema although response_format was sent" in run.out
+
+
+def test_providers_shows_a_zero_price_as_listed_and_says_it_is_not_forecast(router, cli) -> None:
+    router.models = [{"id": MODEL, "providers": [entry("novita", price=(0.0, 0.0)),
+                                                 entry("together", price=(1.2, 1.2))]}]
+    run = cli("providers", "--provider", "cheapest")
+    assert run.code == 0, run.err
+    row = next(line.split() for line in run.out.splitlines() if "novita" in line.split())
+    assert row[:5] == ["*", "novita", "live", "0.00", "0.00"], "cheapest goes by the router's listed price"
+    assert "  0.00 (novita): a promotion the router does not say applies to this account; forecast as unknown " \
+        "unless the price table says [0, 0]" in run.out.splitlines()
+    dry = cli("prompts", A, B, "--provider", "cheapest")
+    assert f"prices: {MODEL}:cheapest unknown (novita gives a price of 0" in dry.out
