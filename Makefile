@@ -84,6 +84,7 @@ bench: install
 	$(PY) bench/peer_ratio.py
 	$(PY) bench/catalogue.py --limit 32
 	$(PY) bench/catalogue.py --limit 4
+	$(PY) bench/provider_429.py
 	$(PY) bench/stale_drafts.py
 
 clean:

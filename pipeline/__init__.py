@@ -33,7 +33,8 @@ statuses), ``settings`` (flags > environment > pyproject.toml > defaults), ``loa
 files), ``review`` (Target, Job, Review, the reply format, section ids) and ``write`` (atomic writes that never
 overwrite a save made meanwhile). ``limiter`` learns how many requests each target takes at once; ``digests``
 remembers what ``stale`` needs of unchanged drafts. ``costs`` prices what is sent and counts what was;
-``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support; ``library`` reads the
+``report`` prints it; ``facts`` lists a quote's claims its fact sheet does not support; ``serving`` keeps, per
+(model, provider), what the providers the router names served and refused in a run; ``library`` reads the
 drafts' quotes (approved texts, disputes); ``sameness`` tells two quotes that make the same point and lists stock
 phrases, ``voices`` measures both on the calibration corpus (``calibration/``). ``backends/router`` reads the
 Inference Providers router's model list for the session; ``backends/dialects`` picks the response_format shape an

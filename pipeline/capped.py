@@ -19,6 +19,7 @@ import httpx2
 from .settings import public_url
 
 T = TypeVar("T")
+Hook = Callable[..., None]
 MAX_REPLY = 512 * 1024  # bytes of a chat-completions answer
 MAX_LIST = 16 * 1024 * 1024  # bytes of a model list: the router's lists every model with its providers
 
@@ -74,17 +75,24 @@ def _cap(response: httpx2.Response) -> None:
         response.headers.pop(name, None)
 
 
+def install_hooks(client: httpx2.Client, on_request: Hook | None, on_response: Hook) -> None:
+    """Add event hooks to huggingface_hub's shared HTTP client, once. Every module that hooks it comes here, so two
+    installing at once cannot drop each other's; each call checks again, since the client may have been rebuilt
+    (``set_client_factory``). Hooks run in the thread that sends the request: a ContextVar says whose it is."""
+    with _install_lock:
+        hooks = client.event_hooks
+        if on_response not in hooks["response"]:
+            client.event_hooks = {"request": [*hooks["request"], *([on_request] if on_request else [])],
+                                  "response": [*hooks["response"], on_response]}
+
+
 def capped(call: Callable[[], T], limit: int) -> T:
     """``call()``, whose requests on huggingface_hub's shared HTTP client read at most ``limit`` bytes of each
     answer (AnswerTooLarge past it). Only requests made in this thread while it runs are capped: a model
     download on the same client is not."""
     from huggingface_hub.utils import get_session  # only once a request is made, not on every command's start
 
-    client = get_session()
-    with _install_lock:
-        hooks = client.event_hooks
-        if _cap not in hooks["response"]:
-            client.event_hooks = {"request": [*hooks["request"], _ask_plain], "response": [*hooks["response"], _cap]}
+    install_hooks(get_session(), _ask_plain, _cap)
     token = _limit.set(limit)
     try:
         return call()

@@ -13,6 +13,7 @@ from .settings import Settings
 
 if TYPE_CHECKING:
     from .limiter import Limits
+    from .serving import Serving
 
 # A forecast needs a reply length before there is a reply: a 170-word quote in JSON is about 260 tokens.
 EXPECTED_COMPLETION_TOKENS = 300
@@ -117,6 +118,7 @@ class Stats(Usage):
     # endpoint address -> the response_format dialect its reviews were asked in, and why (pipeline/dialects.py)
     structured: dict[str, str] = field(default_factory=dict)
     limits: Limits | None = field(default=None, repr=False)  # the concurrency each target reached (limiter.py)
+    serving: Serving | None = field(default=None, repr=False)  # who served what through Inference Providers
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, target: Target, cost: float | None = 0.0, **counts: int) -> None:

@@ -80,7 +80,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
         record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep,
                               pinned, approved)
         write_record(path, record)
-    by_fallback = [f"{r.lens} on {r.slug} by {r.served_by}" for r in reviews.values() if r.fallback]
+    by_fallback = [f"{r.lens} on {r.slug} by {r.written_by}" for r in reviews.values() if r.fallback]
     flags = {name: section.flags for name, section in record.sections.items() if section.flags}
     carried = [f"{describe_section(name)} from {source}" for name, (_, source) in approved.items()]
     return DraftResult(path, session.stats, time.monotonic() - started, by_fallback, session.missing, flags,

@@ -222,6 +222,14 @@ class CreditsExhausted(BackendError):
     hint = "Add credits to the Hugging Face account (or the one named by bill_to), then run the draft again."
 
 
+class RoutingRefused(BackendError):
+    """The router will not serve the run as it is configured (no provider the account has enabled serves the model,
+    the organisation billed has the provider disabled, a pinned provider was taken out of routing): every other
+    request would be refused alike, so the run stops at the first, without a retry or a fallback."""
+
+    hint = ""
+
+
 class TransportError(BackendError):
     """A request that still failed after every transport retry, or failed in a way that is not retried."""
 

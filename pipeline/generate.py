@@ -12,16 +12,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from .cache import ReviewCache
-from .costs import Stats, counted_usage, price_for
-from .errors import BudgetReached, GaveUpOnReply, NotServed, TransportError
+from .costs import Price, Stats, counted_usage, price_for
+from .errors import BudgetReached, GaveUpOnReply, NotServed, RoutingRefused, TransportError
 from .limiter import Limits
 from .progress import Progress
 from .project import kept_name
 from .render import reask_message
 from .retry import RETRIED_STATUSES, call_with_retries, describe, status_of
-from .review import Backend, Completion, Job, Message, Review, Target
+from .review import Backend, Completion, Job, Message, Review, Target, matches_schema
 from .runlog import RunLog
 from .secret import scrub
+from .serving import Serving, named_provider
 from .settings import Settings
 from .validate import NeedsReask, quote_problems, validate_reply
 from .write import write_atomic
@@ -76,7 +77,7 @@ def cached_review(cache: ReviewCache, job: Job, retry_fallbacks: bool = False, u
             (hit.get("accepted") or not quote_problems(job.persona, str(hit["quote"]), job.sheet)):
         review = Review(job.persona.lens, job.slug, hit["verdict"], hit["quote"], hit["model"],
                         str(hit.get("provider", job.target.provider)), bool(hit.get("fallback", False)),
-                        accepted=bool(hit.get("accepted")))
+                        accepted=bool(hit.get("accepted")), served_by=str(hit.get("served_by") or ""))
         return None if review.fallback and retry_fallbacks else review
     return None
 
@@ -141,6 +142,9 @@ class Reviewer:
             max(start, settings.max_concurrency)
         self.limits = Limits(start, ceiling, self.down.halted)
         self.stats.limits = self.limits
+        # Who served each request through Inference Providers: providers skipped, schemas ignored (serving.py).
+        self.serving = Serving()
+        self.stats.serving = self.serving
         self.missing: list[GaveUpOnReply | NotServed] = []  # reviews left as placeholders: invalid, or not served
         self.fresh: set[str] = set()  # cache keys whose reply was requested in this run: only these may be re-asked
         self._first_failure: BaseException | None = None
@@ -244,15 +248,18 @@ class Reviewer:
         problems: list[str] = []
         text: str | None = None
         attempts = 1 + self.settings.reask_attempts
-        price = price_for(self.settings, target)
         for attempt in range(1, attempts + 1):
             if self.down.halted.is_set():
                 raise Stopped()
-            completion = self._send(job, target, messages, where, attempt, may_move_on)
+            completion, route = self._send(job, target, messages, where, attempt, may_move_on)
             # A server that reports no usage, or nonsense, is counted from the text: a budget never fails open.
             prompt_tokens, completion_tokens = counted_usage(messages, completion)
+            price = self._price(target, route, completion.served_by)
             cost = price.cost(prompt_tokens, completion_tokens) if price else None
             self.stats.add(target, cost, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+            # A reply cut off by max_tokens cannot match the schema, enforced or not.
+            self.serving.replied(target, route, completion.served_by, cost, completion.schema_sent,
+                                 matches_schema(completion.text) or completion.finish_reason == "length")
             text = completion.text
             try:
                 reply = validate_reply(job.persona, text, job.sheet)
@@ -271,13 +278,14 @@ class Reviewer:
             self._log(job, target, messages, attempt, completion=completion)
             # Kept under the lens's own key: a rerun reuses what was paid for, and knows who wrote it.
             self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
-                                     "provider": target.provider, "fallback": fallback})
+                                     "provider": target.provider, "fallback": fallback,
+                                     "served_by": completion.served_by})
             self.fresh.add(job.key)
             served = f"{target.label}, fallback" if fallback else target.model
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({served})", cached=False)
             self._check_budget()
             return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
-                          fallback)
+                          fallback, served_by=completion.served_by)
         kept = self._keep_failed(job, target, text, problems)
         raise GaveUpOnReply(job.persona.lens, job.slug, problems, attempts, kept)
 
@@ -294,13 +302,13 @@ class Reviewer:
         messages = [*job.messages, {"role": "assistant", "content": reply_text}, message]
         self.stats.add(target, reasks=1)
         try:
-            completion = self._send(job, target, messages, where, 2, may_move_on=False)
+            completion, route = self._send(job, target, messages, where, 2, may_move_on=False)
         except (TransportError, Stopped) as exc:
             self.progress.say(f"  {where}: the re-ask failed ({getattr(exc, 'message', 'stopped')}); the first reply "
                               "stands, flagged for the editor")
             return None
         prompt_tokens, completion_tokens = counted_usage(messages, completion)
-        price = price_for(self.settings, target)
+        price = self._price(target, route, completion.served_by)
         self.stats.add(target, price.cost(prompt_tokens, completion_tokens) if price else None,
                        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         try:
@@ -313,10 +321,11 @@ class Reviewer:
             return None
         self._log(job, target, messages, 2, completion=completion)
         self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
-                                 "provider": target.provider, "fallback": review.fallback})
+                                 "provider": target.provider, "fallback": review.fallback,
+                                 "served_by": completion.served_by})
         self._check_budget()
         return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
-                      review.fallback)
+                      review.fallback, served_by=completion.served_by)
 
     def each(self, items: list[T], work: Callable[[T], R]) -> list[R]:
         """``work`` on every item, as many at once as the targets' limits allow (each request holds a slot); the
@@ -355,30 +364,59 @@ class Reviewer:
             raise errors[0]
         return [results[index] for index in range(len(items))]
 
+    def _price(self, target: Target, route: Target, served_by: str) -> Price | None:
+        """What a reply costs: at the price of the provider that served it, where it is named and priced (the
+        table's "<model>:<provider>", else the router's), else at the target's own (for auto, the upper bound)."""
+        provider = served_by or (route.provider if route.provider != target.provider else "")
+        price = price_for(self.settings, replace(target, provider=provider)) if provider and \
+            target.backend == "hf" else None
+        return price or price_for(self.settings, target)
+
     def _send(self, job: Job, target: Target, messages: list[Message], where: str, attempt: int,
-              may_move_on: bool) -> Completion:
-        """One request with its transport retries. Every request sent is counted, whether it is answered or not.
+              may_move_on: bool) -> tuple[Completion, Target]:
+        """One request with its transport retries, and where it went (``target``, or the provider a skipped one's
+        share goes to: serving.py). Every request sent is counted, whether it is answered or not.
 
         A review that has a fallback to move on to stops retrying when another review finds the target down.
         """
         retrying = False
         sent = 0
+        named = ""  # the provider the router named on the last answer
 
-        def send() -> Completion:
-            nonlocal sent
-            # A slot of the target's limit is held while the request is on the wire, not while a retry waits.
-            with self.limits.of(target).slot() as slot:
-                if self.down.halted.is_set():
-                    raise Stopped()
-                sent += 1
-                self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
-                try:
-                    completion = scrubbed(self.backend.complete(target, messages))
-                except BaseException as exc:
-                    slot.status = status_of(exc)
-                    raise
-                slot.clean = True
-                return completion
+        def send() -> tuple[Completion, Target]:
+            nonlocal sent, named
+            while True:
+                route = self.serving.route(target)
+                # A slot of the limit is held while the request is on the wire, not while a retry waits.
+                with self.limits.of(route).slot() as slot:
+                    if self.down.halted.is_set():
+                        raise Stopped()
+                    now = self.serving.route(target)
+                    if now.provider != route.provider:  # a provider was skipped while this one waited: move
+                        continue
+                    route = now  # whether to send the schema, as of now
+                    sent += 1
+                    self.stats.add(target, requests=1, retries=int(sent > 1))  # a retry is counted when it is sent
+                    sent_at = time.monotonic()
+                    try:
+                        completion = scrubbed(self.backend.complete(route, messages))
+                    except RoutingRefused as exc:
+                        if route.provider == target.provider:
+                            raise  # the router's answer to what the lens asked for: the run stops
+                        self.serving.gone(target, route.provider, exc.message)  # the provider we moved it to
+                        continue
+                    except BaseException as exc:
+                        status = status_of(exc)
+                        response = getattr(exc, "response", None)
+                        named = named_provider(response.headers) if response is not None else ""
+                        slot.status = self.limits.answered(route, named, status)
+                        if status == 429:
+                            self.serving.refused(target, route, named, sent_at)
+                        raise
+                    slot.clean = True
+                    named = completion.served_by
+                    self.limits.answered(route, named, None)
+                return completion, route
 
         def note(exc: BaseException) -> None:
             nonlocal retrying
@@ -395,7 +433,7 @@ class Reviewer:
                 raise
             if not self.down.halted.is_set():
                 self.stats.add(target, failed=1)
-            self._log(job, target, messages, attempt, error=str(getattr(exc, "message", exc)))
+            self._log(job, target, messages, attempt, error=str(getattr(exc, "message", exc)), served_by=named)
             raise
         finally:
             if retrying:
@@ -409,11 +447,14 @@ class Reviewer:
             self._fail(BudgetReached(spent, budget, self.stats.requests))
 
     def _log(self, job: Job, target: Target, messages: list[Message], attempt: int,
-             completion: Completion | None = None, problems: list[str] | None = None, error: str | None = None) -> None:
+             completion: Completion | None = None, problems: list[str] | None = None, error: str | None = None,
+             served_by: str = "") -> None:
         if self.runlog is None:
             return
         self.runlog.write(type="request", lens=job.persona.lens, tool=job.slug, backend=target.backend,
-                          model=target.model, provider=target.provider, attempt=attempt, messages=messages,
+                          model=target.model, provider=target.provider,
+                          served_by=completion.served_by if completion else served_by, attempt=attempt,
+                          messages=messages,
                           reply=None if completion is None or completion.text is None else
                           clipped(completion.text, LOGGED_TEXT),
                           finish_reason=completion.finish_reason if completion else None,

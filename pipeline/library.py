@@ -46,6 +46,7 @@ class Shown:
     source: str = ""  # where the generated text was carried from, when it was
     pinned: bool = False
     section: str = ""  # the section id
+    served_by: str = ""  # the provider that served the review, as the router named it; "" when unknown
 
     @property
     def edited(self) -> bool:
@@ -85,7 +86,7 @@ def showings(draft: DraftFile, page: str) -> list[Shown]:
             continue
         text = shown_quote(edited.section(name).split("\n")) if name in edited.spans else ""
         found.append(Shown(page, section.key, text, shown_quote(base.section(name).split("\n")), section.approved_from,
-                           name in record.pinned, name))
+                           name in record.pinned, name, section.served_by))
     return found
 
 

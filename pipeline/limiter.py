@@ -27,7 +27,11 @@ makes the first climb fast. ``Retry-After`` is honoured by the retry itself (ret
 it waits. A ``concurrency`` of 1 means one request at a time, as configured: it does not adapt.
 
 A target is a server for an endpoint (its models share its capacity), and (model, provider) for Inference
-Providers, where each provider limits each model on its own.
+Providers, where each provider limits each model on its own. A request names its provider (a pinned one, or where
+serving.py moved a skipped provider's share); under ``auto`` or a policy the router picks it and names it on the
+answer (x-inference-provider): while the router has named only one provider for such a target, its requests share
+that provider's limit, the same one a lens pinned to the provider uses; once it names several, a 429 counts against
+the provider that answered it (``Limits.answered``).
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .review import Target
+from .settings import POLICIES
 
 OVERLOAD_STATUSES = frozenset({429, 503})
 # After a 429, the limit comes back to this share of what the requests served beside it proved (Netflix's
@@ -118,17 +123,7 @@ class AdaptiveLimit:
         with self._ready:
             self.in_flight -= 1
             if status in OVERLOAD_STATUSES:
-                self.figures.overloads += 1
-                if not self.fixed and sent_in == self.round:
-                    # Halve, but not below what this round proved the target takes, and always down by one.
-                    self.limit = max(1.0, min(self.limit - 1, max(self.limit / 2, float(self.proven))))
-                    self.threshold = self.limit
-                    self.round += 1
-                    self.proven = 0
-                    self.refused_at = level if status == 429 else 0  # a server shedding load (503): the cut stands
-                elif not self.fixed and sent_in == self.round - 1 and self.refused_at:
-                    # Refused in the same overload at another level: the quota is below the lowest one refused.
-                    self.refused_at = min(self.refused_at, level) if status == 429 and level else 0
+                self._overload(sent_in, status, level)
             elif clean and not self.fixed:
                 if sent_in == self.round:
                     self.proven = max(self.proven, level)
@@ -142,6 +137,28 @@ class AdaptiveLimit:
             self.figures.reached = max(self.figures.reached, int(self.limit))
             self.figures.final = int(self.limit)
             self._ready.notify_all()
+
+    def _overload(self, sent_in: int, status: int, level: int) -> None:
+        """A 429 or 503 (the condition is held)."""
+        self.figures.overloads += 1
+        if not self.fixed and sent_in == self.round:
+            # Halve, but not below what this round proved the target takes, and always down by one.
+            self.limit = max(1.0, min(self.limit - 1, max(self.limit / 2, float(self.proven))))
+            self.threshold = self.limit
+            self.round += 1
+            self.proven = 0
+            self.refused_at = level if status == 429 else 0  # a server shedding load (503): the cut stands
+        elif not self.fixed and sent_in == self.round - 1 and self.refused_at:
+            # Refused in the same overload at another level: the quota is below the lowest one refused.
+            self.refused_at = min(self.refused_at, level) if status == 429 and level else 0
+
+    def overloaded(self, status: int) -> None:
+        """A 429 or 503 from this target to a request that waited on another limit (a policy's, whose requests the
+        router spreads over its providers): it lowers this target's limit, as one sent now would."""
+        with self._ready:
+            self._overload(self.round, status, 0)
+            self.figures.reached = max(self.figures.reached, int(self.limit))
+            self.figures.final = int(self.limit)
 
     @contextmanager
     def slot(self) -> Iterator[_Slot]:
@@ -169,6 +186,9 @@ class Limits:
         self._lock = threading.Lock()
         self.by_key: dict[str, AdaptiveLimit] = {}
         self._queued: dict[str, int] = {}  # jobs queued for targets not sent to yet
+        self._named: dict[str, set[str]] = {}  # a policy target's key -> the providers the router named for it
+        self._aliases: dict[str, str] = {}  # a policy target's key -> the key of the one provider serving it
+        self._renamed: dict[str, str] = {}  # a provider's key -> the policy target whose limit took that name
         self.in_flight = 0
         self.peak = 0  # the most requests in flight at once, all targets together
 
@@ -177,9 +197,52 @@ class Limits:
             self.in_flight += change
             self.peak = max(self.peak, self.in_flight)
 
-    def of(self, target: Target) -> AdaptiveLimit:
+    def _key(self, target: Target) -> str:
+        key = limit_key(target)
+        return self._aliases.get(key, key)
+
+    def answered(self, target: Target, provider: str, status: int | None) -> int | None:
+        """The router named ``provider`` on the answer (``status``, None for a reply) to a request for ``target``,
+        which left the choice to it; the status for the limit the request waited on. While ``provider`` is the only
+        one named for the target, the target's requests wait on its limit. Once the router spreads them over more
+        than one, a 429 or 503 counts against the limit of the provider that answered it (where requests pinned or
+        moved to it wait), not the target's: one provider's overload does not slow the others' share."""
+        if target.backend != "hf" or (target.provider or "auto") not in POLICIES or not provider:
+            return status
+        self._named_now(target, provider)
+        serving = replace(target, provider=provider)
+        with self._lock:
+            shared = self._key(target) == limit_key(serving)
+        if status not in OVERLOAD_STATUSES or shared:
+            return status
+        self.of(serving).overloaded(status)
+        return None
+
+    def _named_now(self, target: Target, provider: str) -> None:
         key = limit_key(target)
         with self._lock:
+            seen = self._named.setdefault(key, set())
+            if provider in seen:
+                return
+            seen.add(provider)
+            if len(seen) > 1:  # the router spreads it: no one provider's limit is the target's
+                serving = self._aliases.pop(key, "")
+                if self._renamed.get(serving) == key:  # the target's own limit goes back to its name
+                    del self._renamed[serving]
+                    self.by_key[key] = self.by_key.pop(serving)
+                return
+            serving = limit_key(replace(target, provider=provider))
+            if serving not in self.by_key and key in self.by_key:
+                self.by_key[serving] = self.by_key.pop(key)
+                self._renamed[serving] = key
+            elif serving in self.by_key and key in self.by_key:  # its jobs still to send now wait on the provider's
+                own, shared = self.by_key[key], self.by_key[serving]
+                shared.queued, own.queued = shared.queued + own.queued, 0
+            self._aliases[key] = serving
+
+    def of(self, target: Target) -> AdaptiveLimit:
+        with self._lock:
+            key = self._key(target)
             if key not in self.by_key:
                 self.by_key[key] = AdaptiveLimit(self.start, self.ceiling, self._stop, self)
                 self.by_key[key].queued = self._queued.pop(key, 0)
@@ -188,14 +251,14 @@ class Limits:
     def queue(self, target: Target, change: int) -> None:
         """``change`` more (or fewer) jobs for ``target`` wait for a worker to take them up. A target gets its limit
         (and a line in the run report) only once a request is sent to it: a job the cache answers sends none."""
-        key = limit_key(target)
         with self._lock:
+            key = self._key(target)
             limit = self.by_key.get(key)
             if limit is None:
                 self._queued[key] = self._queued.get(key, 0) + change
                 return
-        with limit._ready:
-            limit.queued += change
+        with limit._ready:  # never below 0: a target's jobs may have moved to another limit (``answered``)
+            limit.queued = max(0, limit.queued + change)
 
     def wake(self) -> None:
         with self._lock:

@@ -30,7 +30,8 @@ from .errors import InputError
 from .merge import line_owners
 from .provenance import Record, read_draft, read_record, sidecar_path
 from .render import render
-from .review import CARD, FRAME, parse_section, section_id
+from .review import CARD, FRAME, model_label, parse_section, section_id
+from .serving import shown_provider
 
 
 def _image_as_text(self: RendererHTML, tokens: Sequence[Token], idx: int, options: Any, env: Any) -> str:
@@ -266,6 +267,7 @@ class Column:
     flags: list[str] = field(default_factory=list)  # the quote's claims the fact sheet does not support
     sameness: list[str] = field(default_factory=list)  # earlier quotes on the page it makes the same point as
     notes: list[str] = field(default_factory=list)  # near misses on length, accepted
+    source: str = ""  # a quote's model and the provider that served it, as the sidecar records them
 
 
 @dataclass
@@ -372,14 +374,16 @@ def sectioned(record: Record, text: str) -> list[Part]:
 
     def column(kind: str, name: str, start: int, end: int) -> Column:
         shown = items(start, end, name)
-        flags = list(record.sections[name].flags) if name in record.sections else []
+        section = record.sections.get(name)
+        flags = list(section.flags) if section else []
         for item in shown:
             if isinstance(item, Block):
                 item.marks = tuple(flags)
+        source = f"{model_label(section.model, section.provider)}, served by {shown_provider(section.served_by)}" \
+            if section and section.key and section.model and not section.missing else ""
         # Frame text between the row's two sections sits under the one it follows: in reading order, in place.
-        section = record.sections.get(name)
         return Column(name, card_items(shown) if kind == CARD else shown, items(start, end, FRAME, after=name), flags,
-                      list(section.sameness) if section else [], list(section.notes) if section else [])
+                      list(section.sameness) if section else [], list(section.notes) if section else [], source)
 
     rows = []
     for kind in kinds:

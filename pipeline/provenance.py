@@ -45,6 +45,10 @@ class Section(BaseModel):
     model: str = ""  # the model that wrote the quote; with ``fallback``, not the lens's own (see ``settings``)
     provider: str = ""
     fallback: bool = False
+    # The provider that served the reply, as the router named it (x-inference-provider); "" when it named none (an
+    # endpoint, the local model, a review cached before it was recorded): shown as unknown. Left out when "", so a
+    # sidecar written before it is unchanged.
+    served_by: str = ""
     settings: dict[str, Any] = {}
     # What the environment and command line chose when the quote was generated (backend, server, overridden
     # settings): ``stale`` plans with these, so its answer does not depend on the shell it runs in.
@@ -65,7 +69,7 @@ class Section(BaseModel):
     def review(self, name: str) -> Review:
         lens, slug = parse_section(name)
         return Review(lens, slug, self.verdict, self.approved or self.quote, self.model, self.provider, self.fallback,
-                      self.missing, self.kept, self.accepted)
+                      self.missing, self.kept, self.accepted, self.served_by)
 
 
 class Record(BaseModel):
@@ -372,7 +376,8 @@ def build_record(inputs: Inputs, tools: dict[str, FactSheet], community: dict[st
         review = reviews[name]
         sections[name] = Section(lines=page.spans[name], inputs=inputs.job(job), key=job.key, verdict=review.verdict,
                                  quote=review.quote, model=review.model, provider=review.provider,
-                                 fallback=review.fallback, settings=job.target.settings(), environment=environment,
+                                 fallback=review.fallback, served_by=review.served_by,
+                                 settings=job.target.settings(), environment=environment,
                                  missing=review.missing, kept=review.kept, accepted=review.accepted,
                                  flags=[] if review.missing else unsupported_claims(review.quote, job.sheet),
                                  notes=[note] if not review.missing and (note := length_note(job.persona, review.quote))

@@ -32,7 +32,7 @@ def _yes(value: bool | None) -> str:
 
 
 def _row(entry: RouterProvider) -> dict[str, Any]:
-    price = entry.price  # a price that is not a finite number >= 0 is shown as none
+    price = entry.listed_price  # a price that is not a finite number >= 0 is shown as none
     return {"provider": entry.provider, "status": entry.status or None,
             "input_usd_per_million": price.input if price else None,
             "output_usd_per_million": price.output if price else None,
@@ -70,8 +70,8 @@ def _section(found: Catalogue, model: str, policy: str, lenses: list[str]) -> li
     chosen = found.pick(model, policy)
     header = ["", "provider", "status", "in $/M", "out $/M", "context", "structured", "tokens/s"]
     rows = [["*" if entry is chosen else "", entry.provider, entry.status or "?",
-             _number(entry.price.input if entry.price else None),
-             _number(entry.price.output if entry.price else None),
+             _number(entry.listed_price.input if entry.listed_price else None),
+             _number(entry.listed_price.output if entry.listed_price else None),
              "-" if entry.context_length is None else str(entry.context_length),
              _yes(entry.supports_structured_output), _number(entry.throughput, 1)] for entry in listed]
     lines = [head + ":", *("  " + line for line in _table(header, rows))] if rows else [f"{head}: no provider listed"]
@@ -81,7 +81,10 @@ def _section(found: Catalogue, model: str, policy: str, lenses: list[str]) -> li
         mark = f"{policy}: not served: the router does not list {policy} for this model; pick one above, or auto"
     else:
         mark = f"* the pinned provider, {policy}" + ("" if chosen.live else f" (status {chosen.status or '?'})")
-    return [*lines, f"  {mark}"]
+    free = [entry.provider for entry in listed if entry.listed_price is not None and entry.price is None]
+    note = [f"  0.00 ({', '.join(free)}): a promotion the router does not say applies to this account; forecast as "
+            "unknown unless the price table says [0, 0]"] if free else []
+    return [*lines, f"  {mark}", *note]
 
 
 def _as_json(found: Catalogue, uses: dict[tuple[str, str], list[str]]) -> dict[str, Any]:

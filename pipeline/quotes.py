@@ -19,6 +19,7 @@ from .library import Library, Shown
 from .project import Project
 from .review import describe_section, parse_section
 from .sameness import Stock, Terms, house_phrases, stock_phrases, stock_report, tool_terms
+from .serving import shown_provider
 
 
 @dataclass
@@ -46,7 +47,7 @@ def collect(project: Project, tools: list[str], library: Library | None = None) 
 
 def describe(shown: Shown) -> str:
     state = {"edited": "edited here", "carried": f"approved in {shown.source}", "raw": "raw"}[shown.state]
-    return state + (", pinned" if shown.pinned else "")
+    return state + (", pinned" if shown.pinned else "") + f", served by {shown_provider(shown.served_by)}"
 
 
 def _terms(project: Project, slug: str) -> Terms:

@@ -36,7 +36,7 @@ def run_report(stats: Stats, seconds: float, settings: Settings, prices: list[st
     if stats.cost is None:
         lines.append("  cost unknown: add the model's price to [tool.verdicts.prices] in pyproject.toml")
     lines += [f"  structured output from {server}: {dialect}" for server, dialect in sorted(stats.structured.items())]
-    return lines + concurrency_lines(stats)
+    return lines + (stats.serving.lines() if stats.serving is not None else []) + concurrency_lines(stats)
 
 
 def concurrency_lines(stats: Stats) -> list[str]:

@@ -23,8 +23,9 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from .capped import MAX_LIST, capped
-from .errors import CreditsExhausted, TransportError, VerdictsError, clip, plural
+from .errors import CreditsExhausted, RoutingRefused, TransportError, VerdictsError, clip, plural
 from .review import Target
+from .serving import named_provider
 from .settings import POLICIES, Settings, public_url
 
 T = TypeVar("T")
@@ -294,38 +295,55 @@ def _final(exc: BaseException, where: str, attempts: int) -> BaseException:
     return exc
 
 
-# The router's words for an account out of credit (besides HTTP 402), and for a model a provider does not serve.
-# Matched on the error's message, case aside; the router does not publish a list of error codes.
+# The router's words for an account out of credit (besides HTTP 402), for a model a provider does not serve, and for
+# a provider an organisation turned off. Matched on the error's message, case aside; the router does not publish a
+# list of error codes.
 OUT_OF_CREDIT = re.compile(r"(credit|balance|quota)s?\b.{0,60}\b(exhausted|depleted|insufficient|exceeded|too low|"
                            r"run out|used up)|\b(exhausted|depleted|insufficient|exceeded|no|not enough|run out of|"
                            r"used up)\b.{0,40}\b(credit|balance|prepaid)", re.IGNORECASE | re.DOTALL)
 NOT_SERVED = re.compile(r"not supported by (any |the )?(provider|inference provider)|(model|it) (is )?not "
                         r"(supported|available|served|found)|(does not|doesn't|no longer) (serve|support|host)s?|"
                         r"no (inference )?provider", re.IGNORECASE)
+DISABLED = re.compile(r"(organi[sz]ation|\borg\b)[^.]{0,80}\b(disabled|not (enabled|allowed)|blocked)|"
+                      r"\b(disabled|not (enabled|allowed)|blocked)\b[^.]{0,80}(organi[sz]ation|\borg\b)", re.IGNORECASE)
 BILLING = "https://huggingface.co/settings/billing"
+PROVIDER_SETTINGS = "https://huggingface.co/settings/inference-providers"
 
 
-def router_error(exc: HfHubHTTPError, target: Target) -> VerdictsError | None:
-    """An error from the Inference Providers router in its own words, naming the model and provider and saying what
-    to do: out of credit (402, or a balance error under another status: stops the run, never retried), a model no
-    provider serves, a provider that no longer serves the model (moves the review to a fallback). None for the
-    rest, which the transport retries handle as before."""
+def router_error(exc: HfHubHTTPError, target: Target, bill_to: str = "") -> VerdictsError | None:
+    """An error from the Inference Providers router in its own words, in one line naming the model and provider and
+    saying what to do. The account's or the router's refusals stop the run at the first, never retried and with no
+    fallback, since every other request would be refused alike: out of credit (402, or a balance error under
+    another status), no provider the account has enabled serves the model, the organisation billed (``bill_to``)
+    has the provider disabled, a pinned provider was taken out of routing. None for the rest, which the transport
+    retries handle as before."""
     status = status_of(exc)
-    if status is None:
+    if status is None or exc.response is None:
         return None
     said = " ".join(server_said(exc).split())
     provider = target.provider or "auto"
     via = f"{target.model} via {provider}" if provider not in POLICIES else f"{target.model} ({provider})"
+    served = named_provider(exc.response.headers)
+    billed = f"the organisation {bill_to} (bill_to)" if bill_to else "the account"
     if status == 402 or (status in (400, 403, 429) and OUT_OF_CREDIT.search(said)):
-        return CreditsExhausted(f"out of Inference Providers credit for {via} (HTTP {status}): top up at {BILLING} "
-                                "or set bill_to (VERDICTS_BILL_TO) to an organisation with credit, then run again "
-                                "(replies already received are cached)", hint="")
+        what = f"add credit to {bill_to} or set bill_to (VERDICTS_BILL_TO) to another organisation" if bill_to else \
+            f"top up at {BILLING} or set bill_to (VERDICTS_BILL_TO) to an organisation with credit"
+        return CreditsExhausted(f"out of Inference Providers credit for {via} (HTTP {status}"
+                                f"{', billed to ' + bill_to if bill_to else ''}): {what}, then run again (replies "
+                                "already received are cached)", hint="")
+    if 400 <= status < 500 and DISABLED.search(said):
+        which = f"provider {served or provider}" if (served or provider not in POLICIES) else "the provider it picks"
+        where = f"the Inference Providers settings of {bill_to} on huggingface.co" if bill_to else PROVIDER_SETTINGS
+        return RoutingRefused(f"{which} is disabled for {billed}, so it cannot serve {via} (HTTP {status}: "
+                              f"{clip(said, 200)}): enable it in {where}, or pin another provider (provider in the "
+                              "persona file or the settings)" + (", or unset bill_to" if bill_to else ""))
     if status in (400, 404, 422) and NOT_SERVED.search(said):
         if provider in POLICIES:
-            return TransportError(f"no Inference Provider serves {target.model} (HTTP {status}: {clip(said, 200)}): "
-                                  "change the model (model in the settings or the persona file); `python -m "
-                                  "pipeline providers` shows who serves the configured ones", status, 1, hint="")
-        return TransportError(f"provider {provider} no longer serves {target.model} (HTTP {status}: "
+            return RoutingRefused(f"no Inference Provider serves {target.model} (HTTP {status}: {clip(said, 200)}): "
+                                  f"enable one that does for {billed} at {PROVIDER_SETTINGS}, or change the model "
+                                  "(model in the settings or the persona file); `python -m pipeline providers` "
+                                  "shows who serves the configured ones")
+        return RoutingRefused(f"provider {provider} no longer serves {target.model} (HTTP {status}: "
                               f"{clip(said, 200)}): pick another from `python -m pipeline providers` (provider in "
-                              "the persona file or the settings), or use auto", status, 1, hint="")
+                              "the persona file or the settings), or use auto")
     return None

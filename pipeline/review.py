@@ -5,6 +5,7 @@ Nothing here does work; every other module may import it, and it imports only ``
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
@@ -21,6 +22,17 @@ REPLY_SCHEMA = {
     "properties": {"verdict": {"type": "string", "enum": ["ship", "skip"]}, "quote": {"type": "string"}},
     "required": ["verdict", "quote"],
 }
+
+
+def matches_schema(text: str | None) -> bool:
+    """Whether a reply is exactly what REPLY_SCHEMA allows: a bare JSON object with a verdict of ``ship`` or
+    ``skip`` and a string quote. A server that enforces the schema it was sent answers nothing else; a reply the
+    pipeline still accepts (a code fence around it, ``"Ship"``) shows the schema was not enforced."""
+    try:
+        data = json.loads(text or "")
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and data.get("verdict") in ("ship", "skip") and isinstance(data.get("quote"), str)
 
 
 class Reply(BaseModel):
@@ -107,6 +119,8 @@ class Completion:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    served_by: str = ""  # the provider that answered, as the router names it (x-inference-provider); "" unknown
+    schema_sent: bool = False  # the reply schema went with the request as response_format
 
 
 class Backend(Protocol):
@@ -150,11 +164,12 @@ class Review:
     missing: str = ""
     kept: str = ""
     accepted: bool = False  # an editor took the reply as it is (``accept``): not held to the lens's rules again
+    served_by: str = ""  # the provider that served the reply, as the router named it; "" when unknown
 
     @property
     def section(self) -> str:
         return section_id(self.lens, self.slug)
 
     @property
-    def served_by(self) -> str:
+    def written_by(self) -> str:
         return model_label(self.model, self.provider)

@@ -148,7 +148,10 @@ def show(entries: list[dict[str, Any]]) -> str:
             out.append(f"== end of run {e.get('run')}: {e.get('outcome')}")
         elif e.get("type") == "request":
             state = "ok" if e.get("ok") else "FAILED"
-            out.append(f"-- {e.get('lens')} on {e.get('tool')}, request {e.get('attempt')}, {e.get('model')}: {state}")
+            # Through Inference Providers, the provider the router named on the answer (unknown when it named none).
+            served = f" (served by {e.get('served_by') or 'unknown'})" if e.get("backend") == "hf" else ""
+            out.append(f"-- {e.get('lens')} on {e.get('tool')}, request {e.get('attempt')}, {e.get('model')}{served}: "
+                       f"{state}")
             messages = e["messages"] if isinstance(e.get("messages"), list) else []
             for message in messages:
                 if isinstance(message, dict):

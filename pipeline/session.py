@@ -53,7 +53,8 @@ class ReviewSession:
                 if section.key and section.quote and not section.missing:
                     lens, slug = parse_section(name)  # the review as generated, not an approved text
                     found.setdefault(section.key, Review(lens, slug, section.verdict, section.quote, section.model,
-                                                         section.provider, section.fallback))
+                                                         section.provider, section.fallback,
+                                                         served_by=section.served_by))
         return found
 
     def from_outputs(self, cache: ReviewCache, jobs: list[Job]) -> dict[str, Review]:
@@ -70,9 +71,11 @@ class ReviewSession:
                 continue
             if (old.fallback and self.retry_fallbacks) or quote_problems(job.persona, old.quote, job.sheet):
                 continue
-            review = Review(job.persona.lens, job.slug, old.verdict, old.quote, old.model, old.provider, old.fallback)
+            review = Review(job.persona.lens, job.slug, old.verdict, old.quote, old.model, old.provider, old.fallback,
+                            served_by=old.served_by)
             cache.set(job.key, {"verdict": review.verdict, "quote": review.quote, "model": review.model,
-                                "provider": review.provider, "fallback": review.fallback})
+                                "provider": review.provider, "fallback": review.fallback,
+                                "served_by": review.served_by})
             reused[job.key] = review
             self.stats.add(job.target, from_outputs=1)
         return reused

@@ -192,6 +192,29 @@ class Scripted:
     choices: list[Any] | None = None  # replace the choices list (e.g. [] for an empty one)
 
 
+PROVIDER_HEADER = "x-inference-provider"  # the router names the provider that answered, on replies and errors alike
+
+
+def suffix_of(model: str) -> str:
+    """The provider or policy a ``model:suffix`` names (the router's spelling), or "" for the model alone (auto)."""
+    return model.rpartition(":")[2] if ":" in model else ""
+
+
+def alternate(*providers: str) -> Callable[[dict[str, Any]], str]:
+    """A router's choice for ``FakeChatServer.serve``: a request whose model names a provider (``model:together``)
+    goes to it; one that names none, or a policy, to each of ``providers`` in turn."""
+    turn = itertools.cycle(providers)
+    lock = threading.Lock()
+
+    def serve(request: dict[str, Any]) -> str:
+        named = suffix_of(str(request.get("model", "")))
+        if named and named not in ("auto", "fastest", "cheapest"):
+            return named
+        with lock:
+            return next(turn)
+    return serve
+
+
 def shape_of(request: dict[str, Any]) -> str:
     """The response_format shape of a request, named as pipeline/dialects.py names dialects: ``json_schema``
     (OpenAI's), ``json_object_schema`` (llama.cpp's), ``tgi`` (``value``), ``json_object`` (no schema), ``none``."""
@@ -265,6 +288,16 @@ class FakeChatServer:
         self.working = 0  # requests being worked on (between arrival and their answer), 429s aside
         self.max_working = 0
         self.overloaded = 0  # requests answered 429 for the limit
+        # Inference Providers behind the router: ``serve(request)`` names the provider that takes a chat request (see
+        # ``alternate``), sent back as x-inference-provider on its answer and recorded as the request's "provider" in
+        # ``history``. ``provider_status``: provider -> the status every request it takes gets (429 with
+        # ``Retry-After: provider_retry_after``, say), with ``provider_error``'s message; ``provider_fenced``:
+        # providers that ignore response_format and wrap their JSON in a Markdown fence.
+        self.serve: Callable[[dict[str, Any]], str] | None = None
+        self.provider_status: dict[str, int] = {}
+        self.provider_error: dict[str, str] = {}  # provider -> the error message its refusals carry
+        self.provider_retry_after = "1"
+        self.provider_fenced: set[str] = set()
         self._queue: deque[Scripted] = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # ends trickles and slow replies when the server stops
@@ -312,6 +345,7 @@ class FakeChatServer:
                 pass
 
             def do_GET(self) -> None:  # noqa: N802
+                self.served = {}
                 with fake._lock:
                     fake.gets.append({"path": self.path, "headers": dict(self.headers)})
                 models = fake.models
@@ -337,9 +371,11 @@ class FakeChatServer:
                     request = json.loads(raw)
                 except json.JSONDecodeError:
                     request = {}
+                provider = fake.serve(request) if fake.serve is not None else ""
+                self.served = {PROVIDER_HEADER: provider} if provider else {}
                 with fake._lock:
                     fake.history.append({"path": self.path, "headers": dict(self.headers), "json": request,
-                                         "at": time.perf_counter()})
+                                         "at": time.perf_counter(), "provider": provider})
                     fake.in_flight += 1
                     fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
                 try:
@@ -379,6 +415,13 @@ class FakeChatServer:
                         fake.working -= 1
 
             def _answer_within_limit(self, request: dict[str, Any]) -> None:
+                provider = self.served.get(PROVIDER_HEADER, "")
+                status = fake.provider_status.get(provider)
+                if status is not None:
+                    said = fake.provider_error.get(provider, f"{provider} is refusing requests ({status})")
+                    body = json.dumps({"error": {"message": said}}).encode()
+                    self._send(status, body, {"Retry-After": fake.provider_retry_after} if status == 429 else {})
+                    return
                 status = fake.down.get(str(request.get("model")))
                 if status is not None:
                     time.sleep(fake.delay)
@@ -403,6 +446,8 @@ class FakeChatServer:
                     self._send(404, b'{"error": "not found"}', {})
                 elif scripted is None:
                     content = fake.responder(request)
+                    if provider in fake.provider_fenced:  # valid for the pipeline, but not the schema it was sent
+                        content = f"```json\n{content}\n```"
                     if fake.echo_key:
                         content = echoing_key(content, self.headers.get("authorization", ""))
                     self._send(200, completion_body(request.get("model", "fake"), content, usage=fake.usage), {})
@@ -442,7 +487,7 @@ class FakeChatServer:
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(body)))
-                for name, value in headers.items():
+                for name, value in {**getattr(self, "served", {}), **headers}.items():
                     self.send_header(name, value)
                 self.end_headers()
                 if drop:

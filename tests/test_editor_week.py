@@ -249,7 +249,8 @@ def test_quotes_shows_each_lens_across_pages_raw_edited_or_divergent(fake: FakeC
     assert cli("draft", A, B).code == 0 and cli("draft", A, c).code == 0
     run = cli("quotes", A)
     assert run.code == 0 and f"{A} / skeptic: raw" in run.out
-    assert f"outputs/{A}-vs-{B}.md (raw)" in run.out and f"outputs/{A}-vs-{c}.md (raw)" in run.out
+    assert f"outputs/{A}-vs-{B}.md (raw, served by unknown)" in run.out  # an endpoint names no provider
+    assert f"outputs/{A}-vs-{c}.md (raw, served by unknown)" in run.out
     draft = page_of(project)
     text = draft.read_text()
     start = text.index("> “The category is crowded, and Hugging Face")

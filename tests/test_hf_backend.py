@@ -6,13 +6,14 @@ and ``bill_to`` are the real client's.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx2
 import pytest
 from huggingface_hub import set_client_factory
 
-from tests.fakeserver import FakeChatServer
+from tests.fakeserver import FakeChatServer, alternate
 
 TOKEN = "hf_testTOKENforTheRouter000000"
 
@@ -104,3 +105,15 @@ def test_a_provider_that_keeps_failing_falls_back_to_another_provider(router, dr
     assert models.count("Qwen/Qwen2.5-72B-Instruct:novita") == 2
     assert models.count("Qwen/Qwen2.5-72B-Instruct:together") == 2
     assert "builder on mistral-3-small by Qwen/Qwen2.5-72B-Instruct:together" in run.out
+
+
+def test_the_provider_the_router_names_is_recorded_through_the_clients_own_router(router, draft, project) -> None:
+    """With the default router address the client builds the request with its own auto-router (no base URL): the
+    header is read there too, from the client's shared session."""
+    server, _ = router
+    server.serve = alternate("novita", "together")
+    assert draft("hf-inference-providers", "mistral-3-small").code == 0
+    sidecar = json.loads((project / "outputs" / "hf-inference-providers-vs-mistral-3-small.provenance.json")
+                         .read_text())
+    recorded = sorted(section["served_by"] for section in sidecar["sections"].values() if section.get("key"))
+    assert recorded == ["novita"] * 4 + ["together"] * 4

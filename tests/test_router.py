@@ -316,18 +316,25 @@ def test_a_router_url_that_is_not_http_is_refused(fake_router, draft, monkeypatc
 
 
 def test_the_catalogue_is_parsed_leniently() -> None:
+    """Every field is optional and read on its own: one of the wrong type is unknown, and its provider is kept."""
     models = parse_models({"object": "list", "data": [
         {"id": "a/b", "providers": [{"provider": "x", "status": "live", "pricing": {"input": 1.0}},
                                     {"status": "live"},  # no provider name: skipped
-                                    {"provider": "y", "pricing": "free", "status": "live"},  # a bad price: skipped
+                                    {"provider": "y", "pricing": "free", "status": "live",  # a bad price: unknown
+                                     "context_length": "long", "supports_structured_output": "maybe"},
                                     {"provider": "z", "status": "live", "pricing": {"input": 0.1, "output": 0.2},
-                                     "unknown": [1, 2]}]},
+                                     "unknown": [1, 2]},
+                                    {"provider": "w", "status": ["live"], "pricing": {"input": "cheap", "output": 1}},
+                                    {"provider": None, "status": "live"}]},  # a provider name that is none: skipped
         {"providers": []},  # no id: skipped
         "junk"]})
     assert list(models) == ["a/b"]
-    assert [p.provider for p in models["a/b"]] == ["x", "z"]
-    assert models["a/b"][0].price is None, "half a price is unknown, never 0"
-    assert models["a/b"][1].price is not None and models["a/b"][1].price.output == 0.2
+    x, y, z, w = models["a/b"]
+    assert [p.provider for p in models["a/b"]] == ["x", "y", "z", "w"]
+    assert x.price is None, "half a price is unknown, never 0"
+    assert y.live and y.price is None and y.context_length is None and y.supports_structured_output is None
+    assert z.price is not None and z.price.output == 0.2
+    assert not w.live and w.price is None, "a status that is not the string live is not live"
 
 
 def test_a_draft_through_another_router_is_not_stale_afterwards(fake_router, draft, cli) -> None:

@@ -10,20 +10,27 @@ import json
 import os
 import threading
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import ChatCompletionInputMessage, ChatCompletionOutput, InferenceClient
 from huggingface_hub.errors import HfHubHTTPError, InferenceTimeoutError
+from huggingface_hub.utils import get_session
 
-from ..capped import MAX_REPLY, capped
+from ..capped import MAX_REPLY, capped, install_hooks
 from ..errors import InputError, VerdictsError, plural
 from ..retry import RequestDeadline, request_timeout, router_error, within_deadline
 from ..review import Backend, Completion, Message, Target
+from ..serving import named_provider
 from ..settings import HF_ROUTER, Settings, choose_backend, public_url, server_of
 from ..startup import warm_http_session
 from .dialects import DETECT_TIMEOUT, Dialect, StructuredOutput, detect, refuses_response_format, response_format
 from .router import Catalogue, structured_for
+
+if TYPE_CHECKING:
+    import httpx2
 
 # Sent to endpoints when VERDICTS_API_KEY is unset. Without an explicit key, huggingface_hub would fall back
 # to the Hugging Face token and send it to whatever server VERDICTS_BASE_URL names.
@@ -84,13 +91,14 @@ class ChatBackend:
         # The default router goes through huggingface_hub's own conversational auto-router, which sends OpenAI's
         # shape as written; a router behind a proxy is a base URL, where _chat keeps the shape from being rewritten.
         try:
-            output = self._deadline(partial(self._chat, target, messages, dialect, self.routed_model(target)))
+            output, provider = self._deadline(partial(
+                naming_provider, partial(self._chat, target, messages, dialect, self.routed_model(target))))
         except HfHubHTTPError as exc:  # the router's own errors, in its words: credit, a model no one serves
-            said: VerdictsError | None = router_error(exc, target) if self.name == "hf" else None
+            said: VerdictsError | None = router_error(exc, target, self.settings.bill_to)
             if said is not None:
                 raise said from None
             raise
-        return read_completion(output)
+        return replace(read_completion(output), served_by=provider, schema_sent=dialect != "none")
 
     @property
     def structured_output(self) -> StructuredOutput:
@@ -162,6 +170,35 @@ class ChatBackend:
             raise MalformedBody("huggingface_hub built a chat request without a JSON body")
         request.json["response_format"] = shape
         return ChatCompletionOutput.parse_obj_as_instance(self._client._inner_post(request))
+
+
+# The provider the router named on the answer to the request this thread is sending (see naming_provider).
+_named: ContextVar[list[str] | None] = ContextVar("named_provider", default=None)
+
+
+def _note_provider(response: httpx2.Response) -> None:
+    named = _named.get()
+    if named is not None:
+        named.append(named_provider(response.headers))
+
+
+def naming_provider(call: Callable[[], Any]) -> tuple[Any, str]:
+    """``call()``, and the provider the router named on its answer (x-inference-provider; "" when none).
+
+    huggingface_hub's ``_inner_post`` reads the answer's body and drops the response, so its headers never reach us.
+    Rather than post the request ourselves (copying the client's error handling and its auto-router's request
+    building), a response hook on the client's shared HTTP session reads the one header as the answer arrives: sync
+    hooks run in the thread that sends, and ``call`` runs in this thread, so the ContextVar says which request it
+    was. Only the header's value is kept, and only when it is a provider's name (serving.named_provider).
+    tests/test_serving.py checks it through the real client against the fake router."""
+    install_hooks(get_session(), None, _note_provider)
+    named: list[str] = []
+    token = _named.set(named)
+    try:
+        result = call()
+    finally:
+        _named.reset(token)
+    return result, named[-1] if named else ""
 
 
 def _check_certificates() -> None:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ..costs import Price
 from ..errors import clip
 from ..retry import get_within
-from ..review import Target
+from ..review import Target, model_label
 from ..secret import scrub
 from ..settings import POLICIES, Settings, public_url
 from ..write import write_atomic
@@ -39,8 +39,11 @@ FETCH_TIMEOUT = 10.0  # seconds: the catalogue is a convenience, a draft never w
 # ("List OpenAI-compatible models"): {"object": "list", "data": [{"id": ..., "providers": [{"provider", "status"
 # ("live" or "error"), "context_length", "pricing": {"input", "output"} (USD per million tokens), "supports_tools",
 # "supports_structured_output", "first_token_latency_ms", "throughput" (tokens/s), "is_model_author"}]}]}. Every
-# provider field but "provider" is optional ("when available"): a missing price is unknown, never 0. Unknown fields
-# are ignored, and an entry that does not parse is skipped rather than failing the whole list.
+# provider field but "provider" is optional ("when available"), and read on its own: a field that is missing or not
+# of its type is unknown (a price is then unknown, never 0; structured output is then asked for and the reply
+# validated, never taken as "no"), and the provider is kept. Unknown fields are ignored; only an entry with no
+# provider name is skipped. A price of 0 in and 0 out is not taken as free: the router lists promotions that way, and
+# says nowhere whether one applies to the account (the price table can say [0, 0]).
 class RouterPricing(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -68,9 +71,17 @@ class RouterProvider(BaseModel):
     @property
     def price(self) -> Price | None:
         """The provider's price; None when it gives none, or gives one that is not a finite number >= 0 (JSON
-        from the router may say NaN, or a negative price): a budget must not take either for a price."""
+        from the router may say NaN, or a negative price), or 0 (a promotion): a budget must not take any for a
+        price."""
+        return None if self.unpriced else self.listed_price
+
+    @property
+    def listed_price(self) -> Price | None:
+        """The price as the router lists it, a promotion's 0 included (what ``cheapest`` goes by, and what
+        ``providers`` shows); None when it is not a finite number >= 0."""
         p = self.pricing
-        if self.unpriced or p is None or p.input is None or p.output is None:
+        if p is None or p.input is None or p.output is None or \
+                not all(math.isfinite(value) and value >= 0 for value in (p.input, p.output)):
             return None
         return Price(p.input, p.output)
 
@@ -83,17 +94,29 @@ class RouterProvider(BaseModel):
         if not all(math.isfinite(value) and value >= 0 for value in (p.input, p.output)):
             return f"gives a price that is not a finite number >= 0 (input {p.input:g}, output {p.output:g}), " \
                 "taken as no price"
+        if p.input == 0 and p.output == 0:
+            return "gives a price of 0, a promotion the router does not say applies to this account: taken as no " \
+                "price (the price table can say [0, 0])"
         return ""
 
 
-def _providers(entries: object) -> list[RouterProvider]:
-    found = []
-    for entry in entries if isinstance(entries, list) else []:
+def _provider(entry: object) -> RouterProvider | None:
+    """One provider entry, each field read on its own: one that does not parse is dropped (unknown), not the entry;
+    an entry with no provider name is None."""
+    fields = dict(entry) if isinstance(entry, dict) else {}
+    while fields:
         try:
-            found.append(RouterProvider.model_validate(entry))
-        except ValidationError:
-            continue
-    return found
+            return RouterProvider.model_validate(fields)
+        except ValidationError as exc:
+            bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+            if not bad or "provider" in bad:
+                return None
+            fields = {name: value for name, value in fields.items() if name not in bad}
+    return None
+
+
+def _providers(entries: object) -> list[RouterProvider]:
+    return [found for entry in (entries if isinstance(entries, list) else []) if (found := _provider(entry))]
 
 
 def parse_models(body: object) -> dict[str, list[RouterProvider]]:
@@ -157,7 +180,7 @@ class Catalogue:
             timed = [p for p in live if p.throughput is not None]
             return max(timed, key=lambda p: p.throughput or 0.0) if timed else (live[0] if live else None)
         if policy == "cheapest":
-            priced = [(price.input + price.output, p) for p in live if (price := p.price) is not None]
+            priced = [(price.input + price.output, p) for p in live if (price := p.listed_price) is not None]
             return min(priced, key=lambda pair: pair[0])[1] if priced else None
         return live[0] if live else None
 
@@ -342,6 +365,12 @@ def consult(settings: Settings, backend: str, jobs: list[Any], env: Mapping[str,
             which = f"the dearest live provider, {provider}; " if (target.provider or "auto") == "auto" else \
                 f"the {target.provider} live provider, {provider}; " if target.provider in POLICIES else ""
             result.prices.setdefault(target.label, f"from the router ({which}read {found.read if found else ''})")
+    # A reply is priced at the provider that served it (the router names it on the answer): every priced provider of
+    # the models in use, for the table to override like the rest.
+    for model in {target.model for target in seen if target.backend == "hf"}:
+        for entry in (found.providers(model) if found else None) or []:
+            if (served := entry.price) is not None:
+                added.setdefault(model_label(model, entry.provider), (served.input, served.output))
     if added:
         result.settings = settings.model_copy(update={"prices": {**added, **table}})
     if found is None:

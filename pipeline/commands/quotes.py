@@ -64,6 +64,7 @@ def run(root: Path, args: Namespace) -> Outcome:
                                     "text": s.text,
                                     "approved_in": s.source,
                                     "pinned": s.pinned,
+                                    "served_by": s.served_by or None,
                                 }
                                 for s in q.pages
                             ],
