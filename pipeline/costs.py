@@ -61,10 +61,6 @@ def counted_usage(messages: list[Message], completion: Completion) -> tuple[int,
             plausible(completion.completion_tokens, len(completion.text or "") // 4 + 1))
 
 
-def money(value: float | None) -> str:
-    return "unknown" if value is None else f"${value:.4f}"
-
-
 @dataclass
 class Forecast:
     requests: int = 0

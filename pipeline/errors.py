@@ -55,6 +55,11 @@ def plural(count: int, noun: str, nouns: str = "") -> str:
     return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
+def money(value: float | None) -> str:
+    """A cost in USD as the reports print it; "unknown" when it cannot be priced (never $0)."""
+    return "unknown" if value is None else f"${value:.4f}"
+
+
 # Control characters that a terminal acts on (ESC starts colour, cursor and title sequences; C1 0x9b is CSI) and
 # invisible characters that make text read differently from what it holds (bidi overrides, zero-width).
 UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200d\u2060\ufeff\u202a-\u202e\u2066-\u2069]")

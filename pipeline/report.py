@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .costs import Forecast, Stats, Usage, money
-from .errors import plural
+from .costs import Forecast, Stats, Usage
+from .errors import money, plural
 from .review import describe_section
 from .settings import Settings
 

@@ -25,8 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from .costs import money
-from .errors import plural
+from .errors import money, plural
 from .review import Target, model_label
 from .secret import secret_in
 from .settings import POLICIES
