@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.generated import make_project  # noqa: E402
+from bench.generated import scratch  # noqa: E402
 from pipeline.cli import main as cli  # noqa: E402
 from tests.fakeserver import FakeChatServer  # noqa: E402
 
@@ -54,11 +54,7 @@ def main() -> None:
     parser.add_argument("--timeline", action="store_true", help="print when the requests arrived")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "project"
-        project.mkdir()
-        slugs = make_project(project, args.tools)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICTS_") and k != "HF_TOKEN"}
-        env.update(HF_HUB_DISABLE_TELEMETRY="1", VERDICTS_CACHE_DIR=str(Path(tmp) / "cache"))
+        project, slugs, env = scratch(Path(tmp), args.tools)
         started = time.perf_counter()
         drafts = seed(project, slugs, env)
         print(f"seeded {drafts} drafts of {args.tools} tools in {time.perf_counter() - started:.1f} s")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -21,3 +22,14 @@ def make_project(directory: Path, tools: int, width: int = 4) -> list[str]:
         text = sample.replace('name = "Mistral 3 Small (24B)"', f'name = "Bench Tool {n}"')
         (directory / "tools" / f"{slug}.toml").write_text(text, encoding="utf-8")
     return slugs
+
+
+def scratch(tmp: Path, tools: int) -> tuple[Path, list[str], dict[str, str]]:
+    """A throwaway project of ``tools`` generated fact sheets under ``tmp``, their slugs, and an environment for its
+    commands: none of the shell's VERDICTS_* settings or token, the cache under ``tmp``."""
+    project = tmp / "project"
+    project.mkdir()
+    slugs = make_project(project, tools)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICTS_") and k != "HF_TOKEN"}
+    env.update(HF_HUB_DISABLE_TELEMETRY="1", VERDICTS_CACHE_DIR=str(tmp / "cache"))
+    return project, slugs, env

@@ -13,7 +13,6 @@ Usage: python bench/provider_429.py [--tools 10] [--latency 1]
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.catalogue import seed  # noqa: E402
-from bench.generated import make_project  # noqa: E402
+from bench.generated import scratch  # noqa: E402
 from tests.fakeserver import FakeChatServer, alternate  # noqa: E402
 
 MODEL = "Qwen/Qwen2.5-72B-Instruct"  # the project's model (pyproject.toml)
@@ -42,11 +41,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=1.0, help="seconds per reply from the live provider")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "project"
-        project.mkdir()
-        slugs = make_project(project, args.tools)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("VERDICTS_") and k != "HF_TOKEN"}
-        env.update(HF_HUB_DISABLE_TELEMETRY="1", VERDICTS_CACHE_DIR=str(Path(tmp) / "cache"))
+        project, slugs, env = scratch(Path(tmp), args.tools)
         drafts = seed(project, slugs, env)
         system = project / "prompts" / "system.j2"
         system.write_text(system.read_text(encoding="utf-8") + "\nWrite for readers who skim.\n", encoding="utf-8")
