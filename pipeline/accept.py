@@ -13,7 +13,7 @@ from pathlib import Path
 from .cache import ReviewCache
 from .errors import InputError, Outcome, parse_json
 from .project import Project, kept_path
-from .provenance import read_record, sidecar_path
+from .provenance import sidecar_path
 from .refresh import place
 from .review import Review, parse_section
 from .settings import settings_for
@@ -22,7 +22,7 @@ from .validate import NeedsReask, normalise_quote, parse_reply
 
 def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
     """Cache each named section's kept reply as accepted; returns the accepted reviews by section."""
-    record = read_record(path)
+    record = project.draft_file(path).read().record  # the page too: a draft that cannot be read, before anything
     if record is None:
         raise InputError(sidecar_path(path), None, "not found: only a draft made by the pipeline has kept replies")
     entries, reviews = {}, {}

@@ -10,6 +10,7 @@ rendered page alike, so it cannot be published unnoticed. Blocks in the older HT
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -69,13 +70,35 @@ RESOLVE = ("keep the text you want between the <<<<<<< and >>>>>>> lines, delete
 
 @dataclass(frozen=True)
 class Unresolved:
-    """A conflict block still in a draft: where it starts (0-based line), where it ends, what it is about."""
+    """A conflict block still in a draft: where it starts (0-based line), where it ends, what it is about, and its
+    parts as written (the older comment form has the generation only: the editor's text is above it)."""
 
     start: int
     end: int  # exclusive
-    what: str  # the sections, as the start marker names them
+    what: str  # the sections, as the start marker names them (or why the block names none)
     editor: tuple[str, ...] = ()
+    base: tuple[str, ...] | None = None  # generated last time: after ``|||||||``, when there is one
+    generated: tuple[str, ...] | None = None  # generated now: after ``=======``, when there is one
+    labels: tuple[str, str, str] = ("", "", "")  # what the <<<<<<<, ||||||| and >>>>>>> lines say after the marks
     about_text_above: bool = False  # the older comment form: it follows the editor's text it is about
+    complete: bool = True  # False: a <<<<<<< line with no >>>>>>> line to close it
+
+
+UNLABELLED = "sections not named (its marker lines have no labels)"
+MISSING_END = "a conflict whose >>>>>>> line is missing"
+# A marker line: exactly seven of one marker character at the start of the line, then nothing or whitespace and a
+# label. An editor who deleted the labels (or a tool that writes none) leaves the bare marks: still a conflict.
+_MARKER = re.compile(r"(<{7}|\|{7}|={7}|>{7})(?:[ \t]+(.*))?")
+_MARKS = ("<<<<<<<", "|||||||", "=======", ">>>>>>>")
+OPEN, ANCESTOR, SEPARATOR, CLOSE = _MARKS
+
+
+def marker(line: str) -> tuple[str, str] | None:
+    """(the mark, its label) when ``line`` is a conflict marker line, else None."""
+    if line[:7] not in _MARKS:
+        return None
+    match = _MARKER.fullmatch(line.rstrip())
+    return (match.group(1), (match.group(2) or "").strip()) if match else None
 
 
 def _trimmed(lines: list[str]) -> list[str]:
@@ -100,29 +123,54 @@ def conflict_block(sections: list[str], editor: list[str], base: list[str], gene
 
 
 def unresolved(lines: list[str]) -> list[Unresolved]:
-    """Every conflict block an editor has not resolved yet: git-style markers, or an older refresh's comment."""
+    """Every conflict block an editor has not resolved yet: git-style markers, labelled or not, or an older
+    refresh's comment. The one reader of conflict blocks: ``stale``, ``check``, ``refresh``, the review library and
+    the preview all see the same blocks."""
     found: list[Unresolved] = []
     index = 0
     while index < len(lines):
         line = lines[index]
-        if line.startswith(START):
-            end = next((i for i in range(index + 1, len(lines)) if lines[i].startswith(END)), None)
-            if end is None:
-                found.append(Unresolved(index, index + 1, "a conflict whose >>>>>>> line is missing"))
-                break
-            block = lines[index:end + 1]
-            middle = next((i for i, text in enumerate(block) if text.startswith((BASE, MIDDLE))), len(block) - 1)
-            found.append(Unresolved(index, end + 1, line[len(START):].removeprefix(EDITOR_LABEL).strip(),
-                                    tuple(block[1:middle])))
-            index = end + 1
-        elif line.startswith(LEGACY_NOTE):
+        mark = marker(line)
+        if mark is not None and mark[0] == OPEN:
+            block = _diff3(lines, index)
+        elif line.lstrip().startswith(LEGACY_NOTE):
             end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == "-->"), len(lines) - 1)
-            what = line[len(LEGACY_NOTE):].split(". ", 1)[0]
-            found.append(Unresolved(index, end + 1, what, about_text_above=True))
-            index = end + 1
+            what = line.lstrip()[len(LEGACY_NOTE):].split(". ", 1)[0]
+            block = Unresolved(index, end + 1, what, generated=tuple(lines[index + 1:end]), about_text_above=True)
         else:
             index += 1
+            continue
+        found.append(block)
+        index = block.end
     return found
+
+
+def _diff3(lines: list[str], start: int) -> Unresolved:
+    """The block whose ``<<<<<<<`` line is ``lines[start]``: up to the ``>>>>>>>`` that closes it (a block nested
+    in one of its parts, as a refresh may write around an older one, is part of that part's text)."""
+    depth, found = 0, {}
+    for index in range(start, len(lines)):
+        mark = marker(lines[index])
+        if mark is None:
+            continue
+        kind = mark[0]
+        depth += kind == OPEN
+        if depth == 1 and kind not in found and not (kind == ANCESTOR and SEPARATOR in found):
+            found[kind] = (index, mark[1])
+        depth -= kind == CLOSE
+        if depth == 0:
+            break
+    else:  # never closed: the marker line alone is the problem; a block after it is found on its own
+        return Unresolved(start, start + 1, MISSING_END, complete=False)
+    end = found[CLOSE][0]
+    ancestor, separator = found.get(ANCESTOR), found.get(SEPARATOR)
+    editor_end = ancestor[0] if ancestor else separator[0] if separator else end
+    label = found[OPEN][1]
+    return Unresolved(start, end + 1, label.removeprefix(EDITOR_LABEL).strip() if label else UNLABELLED,
+                      tuple(lines[start + 1:editor_end]),
+                      tuple(lines[ancestor[0] + 1:separator[0] if separator else end]) if ancestor else None,
+                      tuple(lines[separator[0] + 1:end]) if separator else None,
+                      (label, ancestor[1] if ancestor else "", found[CLOSE][1]))
 
 
 def editor_side(lines: list[str], blocks: list[Unresolved]) -> list[str]:

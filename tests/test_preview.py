@@ -13,7 +13,7 @@ import pytest
 from pipeline.assemble import Page
 from pipeline.merge import line_owners
 from pipeline.preview import find_conflicts
-from pipeline.provenance import read_record
+from pipeline.provenance import DraftFile
 from tests.fakeserver import FakeChatServer, attentive
 
 A, B = "hf-inference-providers", "mistral-3-small"
@@ -312,7 +312,7 @@ def test_without_a_sidecar_the_preview_follows_headings_and_says_so(fake: FakeCh
     draft = project / "outputs" / f"{A}-vs-{B}.md"
     hand_edit(draft)
     draft.with_name(f"{A}-vs-{B}.provenance.json").unlink()
-    assert read_record(draft) is None
+    assert DraftFile(draft).record is None
     dom = dom_of(preview_of(cli, project, tmp_path / "preview.html"))
     assert "no sidecar" in dom.all("p", "notice")[0].text()
     assert dom.text().count(EDITOR_NOTE) == 1
