@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .assemble import Page
 from .errors import InputError, explain
@@ -37,6 +37,7 @@ CARD_FIELDS = ("name", "category", "tagline", "entry", "description")
 
 
 class Section(BaseModel):
+    # Mutable defaults from factories: a default value would be deep-copied for every section of every sidecar.
     model_config = ConfigDict(extra="forbid")
 
     lines: tuple[int, int]
@@ -48,15 +49,16 @@ class Section(BaseModel):
     model: str = ""  # the model that wrote the quote; with ``fallback``, not the lens's own (see ``settings``)
     provider: str = ""
     fallback: bool = False
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = Field(default_factory=dict)
     # What the environment and command line chose when the quote was generated (backend, server, overridden
     # settings): ``stale`` plans with these, so its answer does not depend on the shell it runs in.
-    environment: dict[str, Any] = {}
-    flags: list[str] = []  # the quote's checkable claims the fact sheet does not support, for the editor
+    environment: dict[str, Any] = Field(default_factory=dict)
+    # The quote's checkable claims the fact sheet does not support, for the editor.
+    flags: list[str] = Field(default_factory=list)
     # For the editor too, never re-asked: the earlier quotes on the page this one makes the same point as
     # ("<section>: “<its sentence>”", sameness.py), and a length a few words outside the lens's range (validate.py).
-    sameness: list[str] = []
-    notes: list[str] = []
+    sameness: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     # The approved text the page was made with instead of ``quote`` (an editor's version of this review in
     # another draft), and that draft.
     approved: str = ""
@@ -76,7 +78,7 @@ class Record(BaseModel):
 
     format: Literal[1] = 1
     tools: tuple[str, str]
-    pinned: list[str] = []
+    pinned: list[str] = Field(default_factory=list)
     frame: dict[str, str]
     sections: dict[str, Section]
     generated: list[str]
@@ -241,6 +243,13 @@ class DraftFile:
         self.lines  # noqa: B018
         self.record  # noqa: B018
         return self
+
+    def release(self) -> None:
+        """Forget what was read and worked out (it is read again if asked for): ``stale`` over 10,000 drafts need
+        not hold every page and record it has finished with."""
+        for name in ("_page", "text", "lines", "_sidecar", "data", "record", "identity", "as_generated", "conflicts",
+                     "quotes", "placeholders"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def _page(self) -> tuple[Seen, bytes]:

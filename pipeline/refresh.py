@@ -282,6 +282,7 @@ def place(project: Project, path: Path, reviews: dict[str, Review]) -> bool:
     was recorded, through the same three-way merge as a refresh; nothing is sent. Whether the draft changed."""
     library, written = Library.of(project), False
     for name, review in reviews.items():
+        project.draft_file(path).release()  # read again: the review placed before this one rewrote it
         status = check(project, path, library)
         assert status.record is not None  # a draft with kept replies has a sidecar
         status.stale, status.carried = [StaleSection(name, ["accepted as it is"], regenerate=True)], {}

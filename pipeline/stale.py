@@ -189,6 +189,8 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
         made = key.of(draft.identity, plan)
         if made is not None:
             digests.remember(draft, plan, made, answer_of(status))
+        if not (status.needs_attention or status.carried):
+            draft.release()  # what refresh or the report may still read of it is kept
         statuses.append(status)
     digests.save()
     return statuses
@@ -300,9 +302,9 @@ class Key:
                     continue
                 keys[name], settings = self._planned(variants[chosen[name]], slug)[name]
                 parts.append(f"{keys[name]} {settings}")
-        if self.library.edited:  # the approved texts the other drafts lend to this one's reviews
-            parts.append(json.dumps([self.library.approvals(name, key) for name, key in sorted(keys.items())],
-                                    sort_keys=True))
+        if self.library.edited:  # the approved texts the drafts lend to this one's reviews (an edit elsewhere: none)
+            lent = [(name, texts) for name, key in sorted(keys.items()) if (texts := self.library.approvals(name, key))]
+            parts += [json.dumps(lent, sort_keys=True)] if lent else []
         return parts
 
     def answer(self, draft: DraftFile, answer: Any) -> DraftStatus | None:
