@@ -109,6 +109,12 @@ class Record(BaseModel):
         return Page("\n".join(self.generated), {name: s.lines for name, s in self.sections.items()})
 
 
+def recorded_environment(section: Section) -> dict[str, Any]:
+    """What the environment chose when the quote was generated; a sidecar from before it was recorded names its
+    backend only."""
+    return section.environment or {"backend": section.settings.get("backend", "local")}
+
+
 def votes_file(slug_a: str, slug_b: str) -> str:
     """How a reason names a comparison's votes file (``Project.votes_path`` is where it is)."""
     return f"outputs/{slug_a}-vs-{slug_b}.votes.toml"

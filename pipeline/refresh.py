@@ -22,7 +22,7 @@ from .facts import unsupported_claims
 from .library import Dispute, Library
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
-from .provenance import DraftFile, Record, build_record, sidecar_path, write_record
+from .provenance import DraftFile, Record, build_record, recorded_environment, sidecar_path, write_record
 from .report import facts_to_check, for_the_editor, run_report
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
@@ -33,7 +33,6 @@ from .stale import (
     check,
     check_all,
     disputes_of,
-    recorded_environment,
     shown_verdicts,
 )
 from .write import ChangedSinceRead, can_write, not_editorial, writable, write_atomic

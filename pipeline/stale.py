@@ -1,31 +1,25 @@
 """Which drafts are stale, section by section, and why. Sends nothing and needs no backend.
 
 ``check`` is the one rule. ``check_all`` asks it about each draft, or takes the answer it gave before for the same
-inputs (``Key``: everything the rule reads, digests.py remembers the answers).
+inputs (digests.py: the key covering everything the rule reads, and the answers remembered under it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from argparse import Namespace
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import pydantic
-
 from .assemble import assemble
-from .digests import Digests
+from .digests import Digests, Key, plan_of
 from .errors import OK, STALE, InputError, Outcome, plural
 from .library import Dispute, Library
 from .load import FactSheet
 from .merge import RESOLVE, Unresolved, page_verdicts
 from .project import Project, canonical
-from .provenance import DraftFile, Record, Section, changes, fingerprint, sidecar_path, votes_file
+from .provenance import DraftFile, Record, changes, recorded_environment, sidecar_path, votes_file
 from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
 from .settings import settings_for
 
@@ -67,12 +61,6 @@ class DraftStatus:
     def stale_quotes(self) -> list[str]:
         """Quotes that need a new review, not just a new layout."""
         return [s.section for s in self.stale if s.regenerate]
-
-
-def recorded_environment(section: Section) -> dict[str, Any]:
-    """What the environment chose when the quote was generated; a sidecar from before it was recorded names its
-    backend only."""
-    return section.environment or {"backend": section.settings.get("backend", "local")}
 
 
 def shown_verdicts(record: Record, lines: list[str]) -> dict[str, str]:
@@ -179,7 +167,7 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
         entry = digests.entry(draft)
         if entry is not None and (remembered := key.of(digests.identity(draft), entry.get("plan"))) is not None \
                 and remembered == entry.get("key"):
-            with_answer = key.answer(draft, entry.get("answer"))
+            with_answer = status_from(project, draft, entry.get("answer"))
             if with_answer is not None:
                 digests.confirm(draft, entry)
                 statuses.append(with_answer)
@@ -196,21 +184,6 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     return statuses
 
 
-def plan_of(record: Record | None) -> dict[str, Any] | None:
-    """What the rule plans from a sidecar: the two tools, and the environment each quote was generated in."""
-    if record is None:
-        return None
-    environments: list[dict[str, Any]] = []
-    quotes = {}
-    for name, section in record.sections.items():
-        if not is_card(name):
-            environment = recorded_environment(section)
-            if environment not in environments:  # a handful at most: one per backend or server used
-                environments.append(environment)
-            quotes[name] = environments.index(environment)
-    return {"tools": list(record.tools), "environments": environments, "quotes": quotes}
-
-
 def answer_of(status: DraftStatus) -> dict[str, Any]:
     """The rule's answer, as digests.py keeps it."""
     return {"tools": list(status.tools), "stale": [asdict(s) for s in status.stale], "broken": status.broken,
@@ -223,100 +196,16 @@ def _tuples(fields: dict[str, Any]) -> dict[str, Any]:
     return {name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()}
 
 
-@cache
-def code_version() -> str:
-    """The pipeline's own code and the libraries that lay a page out: a change there may change any answer."""
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256(f"{sys.version}\0{jinja2.__version__}\0{pydantic.VERSION}".encode())
-    for path in sorted(package.rglob("*.py")):
-        digest.update(f"\0{path.relative_to(package)}\0".encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
-class Key:
-    """The key a rule's answer is remembered under: every input ``check`` reads for a draft. The parts shared by
-    many drafts (the code, the personas, the templates, a tool's fact sheet, the reviews planned for a tool) are
-    worked out once per run."""
-
-    def __init__(self, project: Project, library: Library) -> None:
-        self.project, self.library = project, library
-        self._sheets: dict[str, str] = {}
-        self._quotes: dict[tuple[int, str], dict[str, tuple[str, str]]] = {}
-        self._names = project.output_names  # a votes file that is not there needs no look
-
-    @cached_property
-    def _everything(self) -> str:
-        """What every draft's answer depends on: the code, the settings, the personas and every template file."""
-        project = self.project
-        prompts = project.root / "prompts"
-        templates = {str(path.relative_to(prompts)): hashlib.sha256(path.read_bytes()).hexdigest()
-                     for path in sorted(prompts.rglob("*")) if path.is_file()} if prompts.is_dir() else {}
-        return fingerprint([code_version(), project.repository_settings.model_dump(mode="json"), project.options,
-                            project.backend, [(p.lens, fingerprint(p.model_dump())) for p in project.personas],
-                            templates])
-
-    def _sheet(self, slug: str) -> str:
-        if slug not in self._sheets:
-            project = self.project
-            self._sheets[slug] = fingerprint(project.tool(slug).model_dump()) \
-                if project.tool_path(slug).is_file() else "gone"
-        return self._sheets[slug]
-
-    def _planned(self, variant: Project, slug: str) -> dict[str, tuple[str, str]]:
-        """The cache key of each lens's review of ``slug`` planned as recorded, and its model settings."""
-        memo = (id(variant), slug)  # variants live as long as the project, so an id is never reused
-        if memo not in self._quotes:
-            found = {}
-            for persona in self.project.personas:
-                job = variant.job(persona.lens, slug)
-                found[job.section] = (job.key, fingerprint(job.target.settings()))
-            self._quotes[memo] = found
-        return self._quotes[memo]
-
-    def of(self, identity: str, plan: Any) -> str | None:
-        """The key for a draft whose files hold ``identity``, planned as ``plan``; None when only the rule can
-        tell (a fact sheet or votes file that does not load: the rule says what is wrong)."""
-        parts = [self._everything, identity]
-        try:
-            if plan is not None:
-                slug_a, slug_b = plan["tools"]
-                parts += [self._sheet(slug_a), self._sheet(slug_b)]
-                if "gone" not in parts:
-                    parts += self._inputs(slug_a, slug_b, plan)
-        except (InputError, KeyError, IndexError, TypeError, ValueError, AttributeError):
-            return None
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-    def _inputs(self, slug_a: str, slug_b: str, plan: dict[str, Any]) -> list[str]:
-        project = self.project
-        votes = votes_file(slug_a, slug_b)
-        community = project.community(slug_a, slug_b) if Path(votes).name in self._names else {}
-        variants = [project.as_recorded(environment) for environment in plan["environments"]]
-        chosen: dict[str, int] = plan["quotes"]
-        parts, keys = [json.dumps(community, sort_keys=True)], {}
-        for persona in project.personas:
-            for slug in (slug_a, slug_b):
-                name = section_id(persona.lens, slug)
-                if name not in chosen:
-                    parts.append("-")
-                    continue
-                keys[name], settings = self._planned(variants[chosen[name]], slug)[name]
-                parts.append(f"{keys[name]} {settings}")
-        if self.library.edited:  # the approved texts the drafts lend to this one's reviews (an edit elsewhere: none)
-            lent = [(name, texts) for name, key in sorted(keys.items()) if (texts := self.library.approvals(name, key))]
-            parts += [json.dumps(lent, sort_keys=True)] if lent else []
-        return parts
-
-    def answer(self, draft: DraftFile, answer: Any) -> DraftStatus | None:
-        """A remembered answer as the rule gave it; None when it cannot be read back."""
-        try:
-            return DraftStatus(draft, {slug: self.project.tool(slug) for slug in answer["tools"]},
-                               [StaleSection(**s) for s in answer["stale"]], answer["broken"],
-                               [Unresolved(**_tuples(c)) for c in answer["conflicts"]],
-                               {name: (text, page) for name, (text, page) in answer["carried"].items()},
-                               [Dispute(**d) for d in answer["disputes"]])
-        except (InputError, KeyError, TypeError, ValueError, AttributeError):
-            return None
+def status_from(project: Project, draft: DraftFile, answer: Any) -> DraftStatus | None:
+    """A remembered answer (``answer_of``) as the rule gave it; None when it cannot be read back."""
+    try:
+        return DraftStatus(draft, {slug: project.tool(slug) for slug in answer["tools"]},
+                           [StaleSection(**s) for s in answer["stale"]], answer["broken"],
+                           [Unresolved(**_tuples(c)) for c in answer["conflicts"]],
+                           {name: (text, page) for name, (text, page) in answer["carried"].items()},
+                           [Dispute(**d) for d in answer["disputes"]])
+    except (InputError, KeyError, TypeError, ValueError, AttributeError):
+        return None
 
 
 def command(root: Path, args: Namespace) -> Outcome:
