@@ -4,7 +4,8 @@ generated now (theirs), line by line with ``merge3``. Pure: no files, no model.
 Where the editor and the generation changed the same lines, both go into the draft in one block of git's diff3
 conflict markers (``<<<<<<< your edit`` ... ``||||||| generated last time`` ... ``=======`` ... ``>>>>>>>
 generated now``), each marker alone on its line between blank lines: seen in the pull request's diff and on the
-rendered page alike, so it cannot be published unnoticed. Blocks in the older HTML-comment form are still read.
+rendered page alike, so it cannot be published unnoticed. ``unresolved`` reads the blocks for every command:
+with their labels or without (an editor may delete them), and in the older HTML-comment form.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def edited_sections(base: Page, ours: list[str]) -> list[str]:
 # Markdown never reads "=======" as a heading underline or a marker as part of a paragraph). Editors' tools know
 # them (VS Code's accept buttons, `git diff --check`), they show in the pull request's diff and on the rendered
 # page alike, so an unresolved conflict cannot be published unnoticed.
-START, BASE, MIDDLE, END = "<<<<<<< ", "||||||| ", "=======", ">>>>>>> "
+START, BASE, MIDDLE, END = "<<<<<<<", "|||||||", "=======", ">>>>>>>"  # the marks; a space and a label follow
 EDITOR_LABEL, BASE_LABEL, END_LABEL = "your edit: ", "generated last time", "generated now"
 LEGACY_NOTE = "<!-- verdicts refresh: conflict in "  # how conflicts were written before the markers
 
@@ -89,8 +90,7 @@ MISSING_END = "a conflict whose >>>>>>> line is missing"
 # A marker line: exactly seven of one marker character at the start of the line, then nothing or whitespace and a
 # label. An editor who deleted the labels (or a tool that writes none) leaves the bare marks: still a conflict.
 _MARKER = re.compile(r"(<{7}|\|{7}|={7}|>{7})(?:[ \t]+(.*))?")
-_MARKS = ("<<<<<<<", "|||||||", "=======", ">>>>>>>")
-OPEN, ANCESTOR, SEPARATOR, CLOSE = _MARKS
+_MARKS = (START, BASE, MIDDLE, END)
 
 
 def marker(line: str) -> tuple[str, str] | None:
@@ -112,10 +112,10 @@ def _trimmed(lines: list[str]) -> list[str]:
 
 def conflict_block(sections: list[str], editor: list[str], base: list[str], generated: list[str]) -> list[str]:
     what = ", ".join(describe_section(s) for s in sections) or "the page"
-    parts = [[START + EDITOR_LABEL + what], _trimmed(editor) or ["(your edit removed these lines)"],
-             [BASE + BASE_LABEL], _trimmed(base) or ["(nothing)"], [MIDDLE],
+    parts = [[f"{START} {EDITOR_LABEL}{what}"], _trimmed(editor) or ["(your edit removed these lines)"],
+             [f"{BASE} {BASE_LABEL}"], _trimmed(base) or ["(nothing)"], [MIDDLE],
              _trimmed(generated) or ["(the new generation removes these lines)"],
-             [END + END_LABEL + ": keep the text you want, delete the rest and these marker lines"]]
+             [f"{END} {END_LABEL}: keep the text you want, delete the rest and these marker lines"]]
     block: list[str] = [""]
     for part in parts:
         block += [*part, ""]
@@ -131,7 +131,7 @@ def unresolved(lines: list[str]) -> list[Unresolved]:
     while index < len(lines):
         line = lines[index]
         mark = marker(line)
-        if mark is not None and mark[0] == OPEN:
+        if mark is not None and mark[0] == START:
             block = _diff3(lines, index)
         elif line.lstrip().startswith(LEGACY_NOTE):
             end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == "-->"), len(lines) - 1)
@@ -154,23 +154,23 @@ def _diff3(lines: list[str], start: int) -> Unresolved:
         if mark is None:
             continue
         kind = mark[0]
-        depth += kind == OPEN
-        if depth == 1 and kind not in found and not (kind == ANCESTOR and SEPARATOR in found):
+        depth += kind == START
+        if depth == 1 and kind not in found and not (kind == BASE and MIDDLE in found):
             found[kind] = (index, mark[1])
-        depth -= kind == CLOSE
+        depth -= kind == END
         if depth == 0:
             break
     else:  # never closed: the marker line alone is the problem; a block after it is found on its own
         return Unresolved(start, start + 1, MISSING_END, complete=False)
-    end = found[CLOSE][0]
-    ancestor, separator = found.get(ANCESTOR), found.get(SEPARATOR)
+    end = found[END][0]
+    ancestor, separator = found.get(BASE), found.get(MIDDLE)
     editor_end = ancestor[0] if ancestor else separator[0] if separator else end
-    label = found[OPEN][1]
+    label = found[START][1]
     return Unresolved(start, end + 1, label.removeprefix(EDITOR_LABEL).strip() if label else UNLABELLED,
                       tuple(lines[start + 1:editor_end]),
                       tuple(lines[ancestor[0] + 1:separator[0] if separator else end]) if ancestor else None,
                       tuple(lines[separator[0] + 1:end]) if separator else None,
-                      (label, ancestor[1] if ancestor else "", found[CLOSE][1]))
+                      (label, ancestor[1] if ancestor else "", found[END][1]))
 
 
 def editor_side(lines: list[str], blocks: list[Unresolved]) -> list[str]:

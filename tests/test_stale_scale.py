@@ -148,7 +148,8 @@ def test_a_change_in_the_pipeline_code_is_a_change_of_input(three_drafts: None, 
     first = stale()
     assert first.returncode == 0 and "0 of 3 drafts stale" in first.stdout, first.stdout + first.stderr
     with (code / "pipeline" / "render.py").open("a") as render:  # the page's text filter, changed
-        render.write("\n\n_md_before = md\n\n\ndef md(text: object) -> str:\n    return _md_before(text).replace('Edge', 'EDGE')\n")
+        render.write("\n\n_md_before = md\n\n\ndef md(text: object) -> str:\n"
+                     "    return _md_before(text).replace('Edge', 'EDGE')\n")
     second = stale()  # names of the Edge model are now written in capitals: its two pages are laid out anew
     assert second.returncode == 1 and "2 of 3 drafts stale" in second.stdout, second.stdout + second.stderr
     assert f"{A}-vs-{B}.md" not in second.stdout
