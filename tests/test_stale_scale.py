@@ -21,6 +21,7 @@ import pipeline.stale
 from pipeline.assemble import Page
 from pipeline.cli import main
 from pipeline.pin import pin
+from pipeline.provenance import sidecar_path
 from tests.conftest import ROOT
 from tests.fakeserver import FakeChatServer
 
@@ -192,7 +193,9 @@ def add_conflict(work: Path, n: int) -> None:
 
 def recorded_key(work: Path, n: int) -> None:
     """A sidecar whose review was made from another prompt (as after a model change)."""
-    sidecar = _draft(work, n).with_suffix("").with_suffix(".provenance.json")
+    sidecar = sidecar_path(_draft(work, n))
+    if not sidecar.exists():
+        return
     data = json.loads(sidecar.read_text(encoding="utf-8"))
     name = sorted(name for name, section in data["sections"].items() if section.get("key"))[n % 8]
     data["sections"][name]["key"] = "0" * 64
@@ -200,7 +203,7 @@ def recorded_key(work: Path, n: int) -> None:
 
 
 def no_sidecar(work: Path, n: int) -> None:
-    _draft(work, n).with_suffix("").with_suffix(".provenance.json").unlink(missing_ok=True)
+    sidecar_path(_draft(work, n)).unlink(missing_ok=True)
 
 
 def fact_sheet(work: Path, n: int) -> None:
@@ -227,7 +230,8 @@ def votes(work: Path, n: int) -> None:
 
 def pinned(work: Path, n: int) -> None:
     a, b = PAIRS[n % len(PAIRS)]
-    pin(_draft(work, n), [(f"card:{a}", f"builder:{b}", f"skeptic:{a}")[n % 3]])
+    if sidecar_path(_draft(work, n)).exists():  # only a draft with a sidecar can be pinned
+        pin(_draft(work, n), [(f"card:{a}", f"builder:{b}", f"skeptic:{a}")[n % 3]])
 
 
 def model_settings(work: Path, n: int) -> None:
