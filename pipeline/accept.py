@@ -12,14 +12,14 @@ from pathlib import Path
 from .cache import ReviewCache
 from .errors import InputError, parse_json
 from .project import Project, kept_path
-from .provenance import read_record, sidecar_path
+from .provenance import sidecar_path
 from .review import Review, parse_section
 from .validate import NeedsReask, normalise_quote, parse_reply
 
 
 def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
     """Cache each named section's kept reply as accepted; returns the accepted reviews by section."""
-    record = read_record(path)
+    record = project.draft_file(path).read().record  # the page too: a draft that cannot be read, before anything
     if record is None:
         raise InputError(sidecar_path(path), None, "not found: only a draft made by the pipeline has kept replies")
     entries, reviews = {}, {}

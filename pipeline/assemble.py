@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from .errors import InputError
@@ -61,13 +62,18 @@ class Page:
     text: str
     spans: dict[str, tuple[int, int]] = field(default_factory=dict)
 
+    @cached_property
+    def _lines(self) -> tuple[str, ...]:  # split once: the rule compares many sections of one page
+        return tuple(self.text.split("\n"))
+
     @property
     def lines(self) -> list[str]:
-        return self.text.split("\n")
+        """The page's lines, as a list of the caller's own to change."""
+        return list(self._lines)
 
     def section(self, name: str) -> str:
         start, end = self.spans[name]
-        return "\n".join(self.lines[start:end])
+        return "\n".join(self._lines[start:end])
 
     def keep(self, base: Page, names: list[str]) -> Page:
         """This page with the named sections' text taken from ``base`` (pinned sections keep their old text,

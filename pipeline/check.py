@@ -15,13 +15,13 @@ from . import calibrate
 from .assemble import assemble
 from .errors import InputError
 from .load import SLUG, FactSheet, load_persona, load_personas, load_tool, persona_paths
-from .merge import RESOLVE, editor_side, line_owners, unresolved
+from .merge import RESOLVE
 from .project import Project, shown
-from .provenance import Record, read_draft, read_record
+from .provenance import quotes_shown
 from .render import distinct_message, reask_message
-from .review import FRAME, Review, describe_section, is_card, section_id
+from .review import Review, describe_section, section_id
 from .settings import Settings, load_settings
-from .validate import normalise_quote, quote_problems
+from .validate import quote_problems
 
 # Pages are rendered for pairs of tools; with fewer than two fact sheets, these stand in for the missing ones.
 PLACEHOLDERS = {slug: FactSheet(name=f"Placeholder {n}", category="Placeholder", tagline="Placeholder",
@@ -92,17 +92,6 @@ def render_everything(project: Project, sheets: dict[str, FactSheet]) -> list[st
     return problems
 
 
-def shown_quotes(record: Record, lines: list[str]) -> dict[str, str]:
-    """Each quote as the draft shows it now, by section: the editor's edits included (and the editor's side of a
-    conflict not settled yet), placed with the sidecar's page as generated."""
-    lines = editor_side(lines, unresolved(lines))
-    found: dict[str, list[str]] = {}
-    for owner, line in zip(line_owners(record.page, lines), lines, strict=True):
-        if owner != FRAME and not is_card(owner) and line.startswith(">"):
-            found.setdefault(owner, []).append(line[1:].strip())
-    return {name: normalise_quote("\n".join(parts)) for name, parts in found.items()}
-
-
 @dataclass
 class DraftProblems:
     """What ``check`` found in one draft: quotes that no longer pass their lens, or a broken sidecar (bad input);
@@ -115,18 +104,19 @@ class DraftProblems:
 
 def check_draft(project: Project, path: Path) -> DraftProblems:
     where = project.shown(path)
+    draft = project.draft_file(path)
     try:
-        record = read_record(path)
+        record = draft.read().record
+        conflicts = [f"{where}: line {c.start + 1}: an unresolved conflict about {c.what}: {RESOLVE}"
+                     for c in draft.conflicts]
         if record is None:
-            return DraftProblems(has_record=False)
+            return DraftProblems(unpublishable=conflicts, has_record=False)
         project.community(*record.tools)
-        lines = read_draft(path).split("\n")
     except InputError as error:
         return DraftProblems(problem_lines(error, project.root))
-    found = DraftProblems(unpublishable=[f"{where}: line {c.start + 1}: an unresolved conflict about {c.what}: "
-                                         f"{RESOLVE}" for c in unresolved(lines)])
-    quotes = shown_quotes(record, lines)
-    generated = shown_quotes(record, record.page.lines)
+    found = DraftProblems(unpublishable=conflicts)
+    placeholders, quotes = draft.placeholders, draft.quotes
+    generated = quotes_shown(record, record.page.lines)
     for persona in project.personas:
         for slug in record.tools:
             name = section_id(persona.lens, slug)
@@ -134,9 +124,9 @@ def check_draft(project: Project, path: Path) -> DraftProblems:
             if section is None:
                 continue  # a lens added since the draft was made: `stale` reports it, `refresh` writes it
             quote = quotes.get(name, section.quote)
-            if section.missing and quote == generated.get(name):
+            if name in placeholders:
                 found.unpublishable.append(f"{where}: {describe_section(name)}: a placeholder, not a quote: "
-                                           f"{section.missing}")
+                                           f"{placeholders[name]}")
             elif not (section.accepted and quote == generated.get(name)):  # an accepted reply stands as it is
                 found.problems += [f"{where}: {describe_section(name)}: {problem}"
                                    for problem in quote_problems(persona, quote)]

@@ -12,7 +12,7 @@ from .assemble import assemble
 from .costs import Stats
 from .errors import GaveUpOnReply, InputError, NotServed
 from .project import Project
-from .provenance import Record, build_record, read_draft, read_record, sidecar_path, write_record
+from .provenance import DraftFile, build_record, sidecar_path, write_record
 from .render import distinct_message, reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
@@ -60,7 +60,7 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     name = f"{slug_a}-vs-{slug_b}"
     reviews = session.run(jobs, "draft", [name], f"Drafting {slug_a} vs {slug_b}: {len(jobs)} reviews",
                           f"{slug_a} vs {slug_b}", while_waiting=_for_the_page)
-    from .library import approved_texts, draft_lines
+    from .library import approved_texts
     from .merge import as_edited
 
     # An editor's version of a review in another draft is the approved text: this page carries it too.
@@ -68,13 +68,14 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     shown_reviews = {name: replace(review, quote=approved[name][0]) if name in approved else review
                      for name, review in reviews.items()}
     with project.lock():
-        record = read_record(path) if path.exists() else None
+        existing = DraftFile(path) if path.exists() else None  # read now, under the lock
+        record = existing.record if existing else None
         pinned = [name for name in record.pinned if name in record.sections] if record else []
         page = assemble(root, personas, tools, shown_reviews, community)
-        if record is not None:  # pinned sections keep their text as the editor left it (even under --force)
-            page = page.keep(as_edited(record.page, draft_lines(path)), pinned)
-        if path.exists() and not force:
-            refuse_to_overwrite(path, page.text, record)
+        if existing and record is not None:  # pinned sections keep their text as the editor left it (even --force)
+            page = page.keep(as_edited(record.page, existing.lines), pinned)
+        if existing and not force:
+            refuse_to_overwrite(existing, page.text)
         write_atomic(path.resolve(), page.text)  # a draft that is a link: where it leads
         keep = {name: record.sections[name] for name in pinned} if record else {}
         record = build_record(project.inputs, tools, community, page, jobs, reviews, project.environment, keep,
@@ -94,9 +95,9 @@ def _for_the_page() -> None:
     from . import library, merge, report  # noqa: F401
 
 
-def refuse_to_overwrite(path: Path, page: str, record: Record | None) -> None:
+def refuse_to_overwrite(draft: DraftFile, page: str) -> None:
     """A draft on disk is replaced only where it holds nothing but generated text."""
-    text = read_draft(path)
+    text, record, path = draft.text, draft.record, draft.path
     if text == page or (record is not None and text == record.page.text):
         return
     hint = ("Run `python -m pipeline refresh " + str(path.name) + "` to merge new generations into your edits, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 from .errors import InputError
 from .load import SLUG
 from .project import Project
-from .provenance import read_record
 from .review import parse_section
 
 
@@ -20,12 +19,12 @@ def keys_to_forget(project: Project, targets: list[str]) -> set[str]:
                 raise InputError("command line", "DRAFT_OR_TOOL", f"{given!r} is neither a draft nor a tool")
             tools.add(given)
             continue
-        record = read_record(project.find_draft(given))
+        record = project.draft_file(project.find_draft(given)).record
         if record is not None:
             keys |= {section.key for section in record.sections.values() if section.key}
     if tools:
         for path in project.all_drafts():
-            record = read_record(path)
+            record = project.draft_file(path).record
             if record is not None:
                 keys |= {s.key for name, s in record.sections.items() if s.key and parse_section(name)[1] in tools}
         keys |= {job.key for job in project.plan(sorted(tools))}

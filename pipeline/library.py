@@ -11,25 +11,21 @@ Pinned sections keep their text on their own page: they neither lend nor receive
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
-from .merge import BASE, END, MIDDLE, START, as_edited
+from .merge import as_edited, marker
 from .project import Project
-from .provenance import DraftFile, read_draft
+from .provenance import DraftFile
 from .review import describe_section, is_card
-
-
-def draft_lines(path: Path) -> list[str]:
-    """The editor's draft as lines, whatever its line ends."""
-    return read_draft(path).split("\n")
 
 
 def shown_quote(lines: list[str]) -> str:
     """The quote a section shows: its blockquote lines, without the quotation marks the page adds. A section
-    holding conflict markers shows no settled quote."""
-    if any(line.startswith((START, BASE, END)) or line == MIDDLE for line in lines):
+    holding a conflict marker line (labelled or not) shows no settled quote."""
+    if any(marker(line) for line in lines):
         return ""
     text = " ".join(line.lstrip(">").strip() for line in lines if line.startswith(">"))
     return text.strip().removeprefix("“").removesuffix("”").strip()
@@ -102,15 +98,16 @@ class Library:
         self.unreadable: dict[str, InputError] = {}
 
     @classmethod
-    def of(cls, project: Project, drafts: list[Path] | None = None) -> Library:
-        """``drafts``: every draft under outputs/, when the caller has listed them already."""
+    def of(cls, project: Project, drafts: list[Path] | None = None,
+           as_generated: Callable[[DraftFile], bool] | None = None) -> Library:
+        """``drafts``: every draft under outputs/, when the caller has listed them already; ``as_generated``: whether
+        a draft is still the page as generated, when the caller remembers it (``stale``'s digests)."""
         library = cls()
         for path in project.all_drafts() if drafts is None else drafts:
             draft = project.draft_file(path)
             page = project.shown(path)
             try:
-                lazy = draft.digest["data"] is not None if draft.digest is not None else \
-                    draft.data is not None and draft.as_generated
+                lazy = as_generated(draft) if as_generated else draft.as_generated
             except InputError:
                 lazy = False
             library._pages[page] = (draft, None)

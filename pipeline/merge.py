@@ -4,12 +4,14 @@ generated now (theirs), line by line with ``merge3``. Pure: no files, no model.
 Where the editor and the generation changed the same lines, both go into the draft in one block of git's diff3
 conflict markers (``<<<<<<< your edit`` ... ``||||||| generated last time`` ... ``=======`` ... ``>>>>>>>
 generated now``), each marker alone on its line between blank lines: seen in the pull request's diff and on the
-rendered page alike, so it cannot be published unnoticed. Blocks in the older HTML-comment form are still read.
+rendered page alike, so it cannot be published unnoticed. ``unresolved`` reads the blocks for every command:
+with their labels or without (an editor may delete them), and in the older HTML-comment form.
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -58,7 +60,7 @@ def edited_sections(base: Page, ours: list[str]) -> list[str]:
 # Markdown never reads "=======" as a heading underline or a marker as part of a paragraph). Editors' tools know
 # them (VS Code's accept buttons, `git diff --check`), they show in the pull request's diff and on the rendered
 # page alike, so an unresolved conflict cannot be published unnoticed.
-START, BASE, MIDDLE, END = "<<<<<<< ", "||||||| ", "=======", ">>>>>>> "
+START, BASE, MIDDLE, END = "<<<<<<<", "|||||||", "=======", ">>>>>>>"  # the marks; a space and a label follow
 EDITOR_LABEL, BASE_LABEL, END_LABEL = "your edit: ", "generated last time", "generated now"
 LEGACY_NOTE = "<!-- verdicts refresh: conflict in "  # how conflicts were written before the markers
 
@@ -69,13 +71,34 @@ RESOLVE = ("keep the text you want between the <<<<<<< and >>>>>>> lines, delete
 
 @dataclass(frozen=True)
 class Unresolved:
-    """A conflict block still in a draft: where it starts (0-based line), where it ends, what it is about."""
+    """A conflict block still in a draft: where it starts (0-based line), where it ends, what it is about, and its
+    parts as written (the older comment form has the generation only: the editor's text is above it)."""
 
     start: int
     end: int  # exclusive
-    what: str  # the sections, as the start marker names them
+    what: str  # the sections, as the start marker names them (or why the block names none)
     editor: tuple[str, ...] = ()
+    base: tuple[str, ...] | None = None  # generated last time: after ``|||||||``, when there is one
+    generated: tuple[str, ...] | None = None  # generated now: after ``=======``, when there is one
+    labels: tuple[str, str, str] = ("", "", "")  # what the <<<<<<<, ||||||| and >>>>>>> lines say after the marks
     about_text_above: bool = False  # the older comment form: it follows the editor's text it is about
+    complete: bool = True  # False: a <<<<<<< line with no >>>>>>> line to close it
+
+
+UNLABELLED = "sections not named (its marker lines have no labels)"
+MISSING_END = "a conflict whose >>>>>>> line is missing"
+# A marker line: exactly seven of one marker character at the start of the line, then nothing or whitespace and a
+# label. An editor who deleted the labels (or a tool that writes none) leaves the bare marks: still a conflict.
+_MARKER = re.compile(r"(<{7}|\|{7}|={7}|>{7})(?:[ \t]+(.*))?")
+_MARKS = (START, BASE, MIDDLE, END)
+
+
+def marker(line: str) -> tuple[str, str] | None:
+    """(the mark, its label) when ``line`` is a conflict marker line, else None."""
+    if line[:7] not in _MARKS:
+        return None
+    match = _MARKER.fullmatch(line.rstrip())
+    return (match.group(1), (match.group(2) or "").strip()) if match else None
 
 
 def _trimmed(lines: list[str]) -> list[str]:
@@ -89,10 +112,10 @@ def _trimmed(lines: list[str]) -> list[str]:
 
 def conflict_block(sections: list[str], editor: list[str], base: list[str], generated: list[str]) -> list[str]:
     what = ", ".join(describe_section(s) for s in sections) or "the page"
-    parts = [[START + EDITOR_LABEL + what], _trimmed(editor) or ["(your edit removed these lines)"],
-             [BASE + BASE_LABEL], _trimmed(base) or ["(nothing)"], [MIDDLE],
+    parts = [[f"{START} {EDITOR_LABEL}{what}"], _trimmed(editor) or ["(your edit removed these lines)"],
+             [f"{BASE} {BASE_LABEL}"], _trimmed(base) or ["(nothing)"], [MIDDLE],
              _trimmed(generated) or ["(the new generation removes these lines)"],
-             [END + END_LABEL + ": keep the text you want, delete the rest and these marker lines"]]
+             [f"{END} {END_LABEL}: keep the text you want, delete the rest and these marker lines"]]
     block: list[str] = [""]
     for part in parts:
         block += [*part, ""]
@@ -100,29 +123,54 @@ def conflict_block(sections: list[str], editor: list[str], base: list[str], gene
 
 
 def unresolved(lines: list[str]) -> list[Unresolved]:
-    """Every conflict block an editor has not resolved yet: git-style markers, or an older refresh's comment."""
+    """Every conflict block an editor has not resolved yet: git-style markers, labelled or not, or an older
+    refresh's comment. The one reader of conflict blocks: ``stale``, ``check``, ``refresh``, the review library and
+    the preview all see the same blocks."""
     found: list[Unresolved] = []
     index = 0
     while index < len(lines):
         line = lines[index]
-        if line.startswith(START):
-            end = next((i for i in range(index + 1, len(lines)) if lines[i].startswith(END)), None)
-            if end is None:
-                found.append(Unresolved(index, index + 1, "a conflict whose >>>>>>> line is missing"))
-                break
-            block = lines[index:end + 1]
-            middle = next((i for i, text in enumerate(block) if text.startswith((BASE, MIDDLE))), len(block) - 1)
-            found.append(Unresolved(index, end + 1, line[len(START):].removeprefix(EDITOR_LABEL).strip(),
-                                    tuple(block[1:middle])))
-            index = end + 1
-        elif line.startswith(LEGACY_NOTE):
+        mark = marker(line)
+        if mark is not None and mark[0] == START:
+            block = _diff3(lines, index)
+        elif line.lstrip().startswith(LEGACY_NOTE):
             end = next((i for i in range(index + 1, len(lines)) if lines[i].strip() == "-->"), len(lines) - 1)
-            what = line[len(LEGACY_NOTE):].split(". ", 1)[0]
-            found.append(Unresolved(index, end + 1, what, about_text_above=True))
-            index = end + 1
+            what = line.lstrip()[len(LEGACY_NOTE):].split(". ", 1)[0]
+            block = Unresolved(index, end + 1, what, generated=tuple(lines[index + 1:end]), about_text_above=True)
         else:
             index += 1
+            continue
+        found.append(block)
+        index = block.end
     return found
+
+
+def _diff3(lines: list[str], start: int) -> Unresolved:
+    """The block whose ``<<<<<<<`` line is ``lines[start]``: up to the ``>>>>>>>`` that closes it (a block nested
+    in one of its parts, as a refresh may write around an older one, is part of that part's text)."""
+    depth, found = 0, {}
+    for index in range(start, len(lines)):
+        mark = marker(lines[index])
+        if mark is None:
+            continue
+        kind = mark[0]
+        depth += kind == START
+        if depth == 1 and kind not in found and not (kind == BASE and MIDDLE in found):
+            found[kind] = (index, mark[1])
+        depth -= kind == END
+        if depth == 0:
+            break
+    else:  # never closed: the marker line alone is the problem; a block after it is found on its own
+        return Unresolved(start, start + 1, MISSING_END, complete=False)
+    end = found[END][0]
+    ancestor, separator = found.get(BASE), found.get(MIDDLE)
+    editor_end = ancestor[0] if ancestor else separator[0] if separator else end
+    label = found[START][1]
+    return Unresolved(start, end + 1, label.removeprefix(EDITOR_LABEL).strip() if label else UNLABELLED,
+                      tuple(lines[start + 1:editor_end]),
+                      tuple(lines[ancestor[0] + 1:separator[0] if separator else end]) if ancestor else None,
+                      tuple(lines[separator[0] + 1:end]) if separator else None,
+                      (label, ancestor[1] if ancestor else "", found[END][1]))
 
 
 def editor_side(lines: list[str], blocks: list[Unresolved]) -> list[str]:

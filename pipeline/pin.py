@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InputError
-from .provenance import read_record, sidecar_path, write_record
+from .provenance import DraftFile, sidecar_path, write_record
 
 
 def pin(draft: Path, names: list[str], unpin: bool = False) -> list[str]:
     """Pin sections (refresh leaves them alone) or release them; returns what is pinned now."""
-    record = read_record(draft)
+    record = DraftFile(draft).read().record  # the page too: a pin keeps its text, which must be readable
     if record is None:
         raise InputError(sidecar_path(draft), None, "not found: only a draft made by the pipeline can be pinned")
     for name in names:

@@ -6,9 +6,10 @@ diff, so a card or a quote lands in its tool's column with whatever the editor a
 (the frame: title, dek, headings, text an editor put between sections, the footer) is shown where it stands.
 A draft without a sidecar is laid out from its headings instead, and the page says so.
 
-Unresolved refresh conflicts (diff3 markers, or the older HTML comment) are found on the lines before any
-Markdown parsing and shown as callouts. markdown-it parses with raw HTML turned off, so HTML in the text is shown as
-text; images become their alt text and links their text, so the page loads nothing; the template escapes the rest.
+Unresolved refresh conflicts (diff3 markers, labelled or not, or the older HTML comment) are found on the lines
+before any Markdown parsing, by the reader every command uses (``merge.unresolved``), and shown as callouts.
+markdown-it parses with raw HTML turned off, so HTML in the text is shown as text; images become their alt text
+and links their text, so the page loads nothing; the template escapes the rest.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from markdown_it.token import Token
 from markupsafe import Markup, escape
 
 from .errors import InputError
-from .merge import line_owners
-from .provenance import Record, read_draft, read_record, sidecar_path
+from .merge import Unresolved, line_owners, marker, unresolved
+from .provenance import DraftFile, Record, sidecar_path
 from .render import render
 from .review import CARD, FRAME, model_label, parse_section, section_id
 from .serving import shown_provider
@@ -151,10 +152,6 @@ def blocks_of(text: str) -> list[Block]:
 
 # --- conflicts, found on lines before Markdown sees them ------------------------------------------------------
 
-_MARKER = re.compile(r"(<{7}|\|{7}|={7}|>{7})(?:[ \t]+(.*))?")
-_OLD_NOTE = "<!-- verdicts refresh: conflict"
-_LABELS = {"|||||||": "Generated last time", "=======": "Generated now"}
-
 
 @dataclass(frozen=True)
 class Region:
@@ -166,66 +163,31 @@ class Region:
     about_text_above: bool = False  # the older comment form: it follows the editor's text it is about
 
 
-def _marker(line: str) -> tuple[str, str] | None:
-    match = _MARKER.fullmatch(line.rstrip())
-    return (match.group(1), (match.group(2) or "").strip()) if match else None
-
-
-def _part(label: str, detail: str, lines: list[str]) -> ConflictPart:
+def _part(label: str, detail: str, lines: Sequence[str]) -> ConflictPart:
     shown = detail[len(label):].lstrip(" :-") if detail.lower().startswith(label.lower()) else detail
     return ConflictPart(label, shown, blocks_of("\n".join(lines)))
 
 
-def _diff3(lines: list[str], start: int) -> Region | None:
-    """``<<<<<<<`` at ``start``, an optional ``|||||||``, ``=======``, then ``>>>>>>>``, in that order."""
-    found: dict[str, tuple[int, str]] = {"<<<<<<<": (start, (_marker(lines[start]) or ("", ""))[1])}
-    for index in range(start + 1, len(lines)):
-        mark = _marker(lines[index])
-        if mark is None:
-            continue
-        kind, detail = mark
-        if kind in found or kind == "<<<<<<<" or (kind == "|||||||" and "=======" in found):
-            return None
-        found[kind] = (index, detail)
-        if kind == ">>>>>>>":
-            break
-    if ">>>>>>>" not in found or "=======" not in found:
-        return None
-    order = sorted(found.items(), key=lambda item: item[1][0])
-    parts = []
-    for (kind, (index, detail)), (_, (following, _)) in zip(order, order[1:], strict=False):
-        # The closing marker says what the new generation is; the ======= line says nothing.
-        label = _LABELS.get(kind, "Your edit")
-        parts.append(_part(label, found[">>>>>>>"][1] if kind == "=======" else detail, lines[index + 1:following]))
-    end = found[">>>>>>>"][0] + 1
-    return Region(start, end, Conflict("Unresolved conflict: pick one and delete the markers", parts))
+def _region(block: Unresolved) -> Region:
+    """A conflict block (merge.unresolved reads them, for every command) as the callout the page shows."""
+    if block.about_text_above:  # the older comment form: its body is the generation, the editor's text is above
+        parts = [ConflictPart("Your edit", "", [], "the text just above, kept as you left it"),
+                 _part("Generated now", "not applied", block.generated or ())]
+        return Region(block.start, block.end, Conflict("Unresolved conflict: pick one and delete the comment", parts,
+                                                       f"conflict in {block.what}"), about_text_above=True)
+    mine, ancestor, closing = block.labels
+    parts = [_part("Your edit", mine, block.editor)]
+    if block.base is not None:
+        parts.append(_part("Generated last time", ancestor, block.base))
+    if block.generated is not None:  # the closing marker says what the new generation is; ======= says nothing
+        parts.append(_part("Generated now", closing, block.generated))
+    return Region(block.start, block.end, Conflict("Unresolved conflict: pick one and delete the markers", parts))
 
 
-def _old_note(lines: list[str], start: int) -> Region | None:
-    """``<!-- verdicts refresh: conflict in ...`` up to the next line that is ``-->``; the body is the generation."""
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].strip() == "-->"), None)
-    if end is None:
-        return None
-    note = lines[start].strip().removeprefix("<!--").strip()
-    about = note.split(". ", 1)[0].removeprefix("verdicts refresh: ")
-    parts = [ConflictPart("Your edit", "", [], "the text just above, kept as you left it"),
-             _part("Generated now", "not applied", lines[start + 1:end])]
-    conflict = Conflict("Unresolved conflict: pick one and delete the comment", parts, about)
-    return Region(start, end + 1, conflict, about_text_above=True)
-
-
-def find_conflicts(lines: list[str]) -> list[Region]:
-    regions, index = [], 0
-    while index < len(lines):
-        mark = _marker(lines[index])
-        region = _diff3(lines, index) if mark and mark[0] == "<<<<<<<" else \
-            _old_note(lines, index) if lines[index].lstrip().startswith(_OLD_NOTE) else None
-        if region:
-            regions.append(region)
-            index = region.end
-        else:
-            index += 1
-    return regions
+def find_conflicts(lines: list[str], blocks: list[Unresolved] | None = None) -> list[Region]:
+    """The conflict blocks of ``lines`` (``blocks``, when the draft has read them) as callouts. A ``<<<<<<<`` line
+    that nothing closes is no callout: it is shown as the line it is."""
+    return [_region(block) for block in (unresolved(lines) if blocks is None else blocks) if block.complete]
 
 
 def items_of(lines: list[str], start: int, end: int, regions: dict[int, Region]) -> list[Item]:
@@ -240,7 +202,7 @@ def items_of(lines: list[str], start: int, end: int, regions: dict[int, Region])
     index = start
     while index < end:
         region = regions.get(index)
-        mark = _marker(lines[index])
+        mark = marker(lines[index])
         if region and region.end <= end:
             flush()
             items.append(region.item)
@@ -338,12 +300,10 @@ def _split_heading(items: list[Item]) -> tuple[list[Item], list[Item]]:
     return (items, []) if last is None else (items[:last], items[last:])
 
 
-
-
-def sectioned(record: Record, text: str) -> list[Part]:
+def sectioned(record: Record, draft: DraftFile) -> list[Part]:
     """Rows from the sidecar's sections mapped onto the editor's lines; frame text between them in place."""
-    lines = text.split("\n")
-    regions = find_conflicts(lines)
+    lines = draft.lines
+    regions = find_conflicts(lines, draft.conflicts)
     by_start = {region.start: region for region in regions}
     base = record.page
     slug_a, slug_b = record.tools
@@ -417,10 +377,10 @@ def _starts_quote(item: Item) -> bool:
     return False
 
 
-def by_headings(text: str) -> list[Part]:
+def by_headings(draft: DraftFile) -> list[Part]:
     """Header, cards, scorecard and footer, following the page's headings, for a draft without a sidecar."""
-    lines = text.split("\n")
-    regions = find_conflicts(lines)
+    lines = draft.lines
+    regions = find_conflicts(lines, draft.conflicts)
     items = items_of(lines, 0, len(lines), {region.start: region for region in regions})
     header: list[Item] = []
     cards: list[list[Item]] = []
@@ -480,19 +440,20 @@ def title_of(parts: list[Part]) -> str:
     return next((item.text for item in frames if isinstance(item, Block) and item.tag == "h1"), "Comparison")
 
 
-def preview(root: Path, draft: Path) -> str:
-    text = read_draft(draft)
+def preview(root: Path, path: Path) -> str:
+    draft = DraftFile(path)
+    draft.lines  # noqa: B018 (a draft that cannot be read is the one error, as in every command)
     notice = ""
     try:
-        record = read_record(draft)
+        record = draft.record
     except InputError as exc:
         record, notice = None, f"The sidecar could not be read ({exc.problem}), so"
     if record is None:
-        notice = notice or f"This draft has no sidecar ({sidecar_path(draft).name}), so"
+        notice = notice or f"This draft has no sidecar ({sidecar_path(path).name}), so"
         notice += " the preview follows its headings: text an editor added may sit in a neighbouring column."
-        parts = by_headings(text)
+        parts = by_headings(draft)
     else:
-        parts = sectioned(record, text)
+        parts = sectioned(record, draft)
     return render(root, "preview.html.j2", title=title_of(parts), notice=notice, parts=parts)
 
 

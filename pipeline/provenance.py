@@ -13,19 +13,22 @@ import json
 import re
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .assemble import Page
 from .errors import InputError, explain
 from .facts import unsupported_claims
 from .load import SLUG, FactSheet, Persona
 from .render import template_fingerprint
-from .review import Job, Review, card_id, parse_section
+from .review import FRAME, Job, Review, card_id, is_card, parse_section
 from .sameness import page_flags
-from .validate import length_note
-from .write import write_atomic
+from .validate import length_note, normalise_quote
+from .write import Seen, write_atomic
+
+if TYPE_CHECKING:
+    from .merge import Unresolved
 
 # Line spans and the two slugs on one line each. Keyed on the names: a string value cannot hold `"lines": [`
 # unescaped, so text inside quotes or pages is never touched.
@@ -34,6 +37,7 @@ CARD_FIELDS = ("name", "category", "tagline", "entry", "description")
 
 
 class Section(BaseModel):
+    # Mutable defaults from factories: a default value would be deep-copied for every section of every sidecar.
     model_config = ConfigDict(extra="forbid")
 
     lines: tuple[int, int]
@@ -49,15 +53,16 @@ class Section(BaseModel):
     # endpoint, the local model, a review cached before it was recorded): shown as unknown. Left out when "", so a
     # sidecar written before it is unchanged.
     served_by: str = ""
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = Field(default_factory=dict)
     # What the environment and command line chose when the quote was generated (backend, server, overridden
     # settings): ``stale`` plans with these, so its answer does not depend on the shell it runs in.
-    environment: dict[str, Any] = {}
-    flags: list[str] = []  # the quote's checkable claims the fact sheet does not support, for the editor
+    environment: dict[str, Any] = Field(default_factory=dict)
+    # The quote's checkable claims the fact sheet does not support, for the editor.
+    flags: list[str] = Field(default_factory=list)
     # For the editor too, never re-asked: the earlier quotes on the page this one makes the same point as
     # ("<section>: “<its sentence>”", sameness.py), and a length a few words outside the lens's range (validate.py).
-    sameness: list[str] = []
-    notes: list[str] = []
+    sameness: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
     # The approved text the page was made with instead of ``quote`` (an editor's version of this review in
     # another draft), and that draft.
     approved: str = ""
@@ -77,7 +82,7 @@ class Record(BaseModel):
 
     format: Literal[1] = 1
     tools: tuple[str, str]
-    pinned: list[str] = []
+    pinned: list[str] = Field(default_factory=list)
     frame: dict[str, str]
     sections: dict[str, Section]
     generated: list[str]
@@ -106,6 +111,12 @@ class Record(BaseModel):
     @property
     def page(self) -> Page:
         return Page("\n".join(self.generated), {name: s.lines for name, s in self.sections.items()})
+
+
+def recorded_environment(section: Section) -> dict[str, Any]:
+    """What the environment chose when the quote was generated; a sidecar from before it was recorded names its
+    backend only."""
+    return section.environment or {"backend": section.settings.get("backend", "local")}
 
 
 def votes_file(slug_a: str, slug_b: str) -> str:
@@ -187,30 +198,22 @@ def changes(old: dict[str, str], new: dict[str, str], old_settings: dict[str, An
     return reasons
 
 
-def _read_text(path: Path) -> str:
-    """``path.read_text(encoding="utf-8")``, line ends made LF as it makes them, in a third of its time."""
-    with open(path, "rb") as handle:
-        text = handle.read().decode("utf-8")
-    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def read_sidecar(draft: Path) -> Any:
+def _sidecar_data(path: Path, raw: bytes | None) -> Any:
     """The sidecar's JSON as parsed, unvalidated; None when there is none."""
-    path = sidecar_path(draft)
-    try:
-        return json.loads(_read_text(path))
-    except FileNotFoundError:
+    if raw is None:
         return None
-    except IsADirectoryError:
-        raise InputError(path, None, "is a directory, not the sidecar file",
-                         hint="The sidecar is written by the pipeline; remove the directory and restore it from "
-                         "git.") from None
+    hint = "The sidecar is written by the pipeline; restore it from git."
+    try:
+        return json.loads(_lf(raw.decode("utf-8")))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, None, f"not valid JSON ({exc})",
-                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+        raise InputError(path, None, f"not valid JSON ({exc})", hint=hint) from None
     except RecursionError:
-        raise InputError(path, None, "not valid JSON here: nested too deeply",
-                         hint="The sidecar is written by the pipeline; restore it from git.") from None
+        raise InputError(path, None, "not valid JSON here: nested too deeply", hint=hint) from None
+
+
+def _lf(text: str) -> str:
+    """Line ends made LF, as ``read_text`` makes them."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def validate_record(draft: Path, data: Any) -> Record | None:
@@ -223,130 +226,142 @@ def validate_record(draft: Path, data: Any) -> Record | None:
                          hint="The sidecar is written by the pipeline; restore it from git.") from None
 
 
-def read_record(draft: Path) -> Record | None:
-    return validate_record(draft, read_sidecar(draft))
+def quotes_shown(record: Record, lines: list[str]) -> dict[str, str]:
+    """Each quote as ``lines`` show it, by section: the editor's edits included (and the editor's side of a
+    conflict not settled yet), placed with the sidecar's page as generated."""
+    from .merge import editor_side, line_owners, unresolved  # not on every command's start-up (merge3)
 
-
-def read_draft(path: Path) -> str:
-    """The editor's draft, with LF line ends whatever it was saved with. Every command reads a draft's text here,
-    so a draft that cannot be read gets the same one error, naming it, from each."""
-    try:
-        return _read_text(path)
-    except UnicodeDecodeError as exc:
-        raise InputError(path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
-                         hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
-    except FileNotFoundError:
-        raise InputError(path, None, "no such draft") from None
-    except IsADirectoryError:
-        raise InputError(path, None, "is a directory, not a draft") from None
-    except OSError as exc:
-        raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
-
-
-def short_hash(value: Any) -> str:
-    """A digest's stand-in for a value it compares (not a fingerprint: nothing records it but digests.py)."""
-    if isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        blob = "\n".join(f"{k}\0{v}" for k, v in sorted(value.items()))  # input fingerprints, as most are
-    else:
-        blob = value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"),
-                                                               default=str)
-    return hashlib.md5(blob.encode(), usedforsecurity=False).hexdigest()
-
-
-def keys_hash(keys: dict[str, str]) -> str:
-    return short_hash("\n".join(f"{name}={key}" for name, key in sorted(keys.items())))
-
-
-def _digest(data: Any) -> dict[str, Any] | None:
-    """What a sidecar says of its page's inputs, for a fresh-or-not answer, or None when the sidecar is not as the
-    pipeline writes it for an unpinned page with every quote present."""
-    try:
-        if data.get("format", 1) != 1 or data.get("pinned") or not set(data) <= Record.model_fields.keys():
-            return None
-        slug_a, slug_b = data["tools"]
-        if not (isinstance(slug_a, str) and isinstance(slug_b, str)) or slug_a == slug_b:
-            return None
-        sections: dict[str, Any] = data["sections"]
-        size, end = len(data["generated"]), 0
-        for start, stop in sorted(tuple(section["lines"]) for section in sections.values()):
-            if not (isinstance(start, int) and isinstance(stop, int) and end <= start < stop <= size):
-                return None
-            end = stop
-        keys, environments, cards = {}, {}, {}
-        for name, section in sections.items():
-            if name.startswith("card:"):
-                cards[name] = short_hash(section["inputs"])
-                continue
-            if section.get("missing") or not isinstance(section.get("key"), str):
-                return None
-            keys[name] = section["key"]
-            environments[name] = section.get("environment") or \
-                {"backend": section.get("settings", {}).get("backend", "local")}
-        shared: list[dict[str, Any]] = []
-        for environment in environments.values():
-            if environment not in shared:  # a handful at most: one per backend or server a draft was made with
-                shared.append(dict(environment))
-        return {"tools": [slug_a, slug_b], "names": ",".join(sorted(sections)), "keys": keys_hash(keys),
-                "environments": shared, "quotes": {name: shared.index(e) for name, e in environments.items()},
-                "cards": cards, "frame": short_hash(data["frame"])}
-    except (AttributeError, KeyError, TypeError, ValueError):
-        return None
-
-
-# Lines that begin a conflict block for an editor to settle: merge.START and merge.LEGACY_NOTE, written out here
-# because importing merge (and merge3) would put it on every command's start-up (tests/test_stale_scale.py checks
-# the two agree, tests/test_startup.py that merge is not imported before the first request).
-CONFLICT_MARKS = ("<<<<<<< ", "<!-- verdicts refresh: conflict in ")
+    lines = editor_side(lines, unresolved(lines))
+    found: dict[str, list[str]] = {}
+    for owner, line in zip(line_owners(record.page, lines), lines, strict=True):
+        if owner != FRAME and not is_card(owner) and line.startswith(">"):
+            found.setdefault(owner, []).append(line[1:].strip())
+    return {name: normalise_quote("\n".join(parts)) for name, parts in found.items()}
 
 
 class DraftFile:
-    """A draft and its sidecar, each read once per command however many checks look at them. The sidecar is
-    validated only when its record is asked for: a draft that is still the page as generated is checked against
-    the current inputs from the sidecar's data as it is (``stale``'s fast path)."""
+    """A draft as a whole: the editor's page (its text and lines), its sidecar's record, its conflict blocks and its
+    placeholders. Every command reads a draft here, so a draft that cannot be read gets the same one error, naming
+    it, from each. Each part is read (or worked out) once, when it is first asked for: ``stale`` may look at 10,000
+    drafts and need little of most of them."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.digest: dict[str, Any] | None = None  # what stale needs of the two files (digests.py), once known
+
+    def read(self) -> DraftFile:
+        """The page and its sidecar, read now: a command that changes a draft reads it whole before anything."""
+        self.lines  # noqa: B018
+        self.record  # noqa: B018
+        return self
+
+    def release(self) -> None:
+        """Forget what was read and worked out (it is read again if asked for): ``stale`` over 10,000 drafts need
+        not hold every page and record it has finished with."""
+        for name in ("_page", "text", "lines", "_sidecar", "data", "record", "identity", "as_generated", "conflicts",
+                     "quotes", "placeholders"):
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def _page(self) -> tuple[Seen, bytes]:
+        try:
+            return Seen.read(self.path)
+        except FileNotFoundError:
+            raise InputError(self.path, None, "no such draft") from None
+        except IsADirectoryError:
+            raise InputError(self.path, None, "is a directory, not a draft") from None
+        except OSError as exc:
+            raise InputError(self.path, None, f"cannot be read ({exc.strerror or exc})") from None
+
+    @property
+    def seen(self) -> Seen:
+        """The page as it was when read: a later look that differs means an editor saved it since."""
+        return self._page[0]
 
     @cached_property
     def text(self) -> str:
-        return read_draft(self.path)
+        """The page, with LF line ends whatever it was saved with."""
+        try:
+            return _lf(self._page[1].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise InputError(self.path, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})",
+                             hint="Save the draft as UTF-8 (your editor's encoding setting), then run again.") from None
 
     @cached_property
     def lines(self) -> list[str]:
         return self.text.split("\n")
 
+    @property
+    def crlf(self) -> bool:
+        """Saved with CRLF line ends (most of its lines: a few CRLF lines in an LF file do not make it CRLF)."""
+        raw = self._page[1]
+        return raw.count(b"\r\n") * 2 > raw.count(b"\n")
+
+    @cached_property
+    def _sidecar(self) -> bytes | None:
+        path = sidecar_path(self.path)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            raise InputError(path, None, "is a directory, not the sidecar file",
+                             hint="The sidecar is written by the pipeline; remove the directory and restore it from "
+                             "git.") from None
+        except OSError as exc:
+            raise InputError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+
     @cached_property
     def data(self) -> Any:
-        return read_sidecar(self.path)
+        """The sidecar's JSON as parsed, unvalidated; None when there is none."""
+        return _sidecar_data(sidecar_path(self.path), self._sidecar)
 
     @cached_property
     def record(self) -> Record | None:
+        """The sidecar, validated; None when the draft has none."""
         return validate_record(self.path, self.data)
 
-    def digested(self) -> dict[str, Any]:
-        """What ``stale`` needs to tell that this draft is fresh, in a few hundred bytes (remembered by digests.py):
-        whether the draft is the page as generated, and when it is, what its sidecar says of the page's inputs.
-        ``data`` is None when only the full check can tell (an edited draft, a pin, a placeholder quote, a sidecar
-        that is not as the pipeline writes it: the full check says what is wrong with it)."""
-        if self.digest is None:
-            generated = self.as_generated
-            marked = any(self.text.startswith(mark) or f"\n{mark}" in self.text for mark in CONFLICT_MARKS)
-            self.digest = {"as_generated": generated, "conflicts": marked,
-                           "data": _digest(self.data) if generated and not marked else None}
-        return self.digest
+    @cached_property
+    def identity(self) -> str:
+        """What the page and its sidecar hold, as one digest: the same bytes give the same answer."""
+        sidecar = self._sidecar
+        return hashlib.sha256(self.seen.digest.encode() + b"\0" + (b"-" if sidecar is None else
+                                                                     b"+" + sidecar)).hexdigest()
 
     @cached_property
     def as_generated(self) -> bool:
         """The draft on disk is the page as last generated (no hand edit), by its sidecar's own account."""
-        if self.digest is not None:
-            return bool(self.digest["as_generated"])
         data = self.data
         generated = data.get("generated") if isinstance(data, dict) else None
         try:
             return isinstance(generated, list) and "\n".join(generated) == self.text
-        except TypeError:  # a line that is not a string: the full check reports it
+        except TypeError:  # a line that is not a string: the record says what is wrong
             return False
+
+    @cached_property
+    def conflicts(self) -> list[Unresolved]:
+        """The conflict blocks an editor has not settled yet, in page order."""
+        if "<<<<<<<" not in self.text and "<!--" not in self.text:
+            return []
+        from .merge import unresolved  # not on every command's start-up (merge3)
+
+        return unresolved(self.lines)
+
+    @cached_property
+    def quotes(self) -> dict[str, str]:
+        """Each quote as the page shows it now, by section (see ``quotes_shown``); none without a sidecar."""
+        record = self.record
+        return {} if record is None else quotes_shown(record, self.lines)
+
+    @cached_property
+    def placeholders(self) -> dict[str, str]:
+        """The quotes the model never got right that the page still shows as their placeholder: why, by section."""
+        record = self.record
+        if record is None or not any(section.missing for section in record.sections.values()):
+            return {}
+        generated = quotes_shown(record, record.page.lines)
+        return {name: section.missing for name, section in record.sections.items()
+                if section.missing and self.quotes.get(name, section.quote) == generated.get(name)}
 
 
 def write_record(draft: Path, record: Record) -> None:

@@ -18,10 +18,10 @@ from .assemble import Page, assemble
 from .costs import Stats
 from .errors import BACKEND_FAILED, CONFLICT, OK, GaveUpOnReply, NotServed, plural
 from .facts import unsupported_claims
-from .library import Dispute, Library, draft_lines
+from .library import Dispute, Library
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
 from .project import Project
-from .provenance import Record, build_record, sidecar_path, write_record
+from .provenance import DraftFile, Record, build_record, recorded_environment, sidecar_path, write_record
 from .report import facts_to_check, for_the_editor
 from .review import Review, describe_section, parse_section
 from .session import ReviewSession
@@ -31,12 +31,10 @@ from .stale import (
     StaleSection,
     check,
     check_all,
-    conflicts_in,
     disputes_of,
-    recorded_environment,
     shown_verdicts,
 )
-from .write import ChangedSinceRead, Seen, writable, write_atomic
+from .write import ChangedSinceRead, writable, write_atomic
 
 # An editor's save that lands while a draft is being written is merged again, up to this many times.
 SAVES_WAITED = 3
@@ -119,7 +117,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     paths = drafts if drafts else project.all_drafts()
     statuses = check_all(project, paths)
     for status in statuses:  # the others are still refreshed: these are reported, and refresh exits 5
-        if status.record is None and status.stale:  # fresh drafts are not read in full (stale.Fresh)
+        if status.record is None and status.stale:  # no sidecar
             status.broken = ("no provenance record, so hand edits cannot be told from generated text; regenerate "
                              "it with `python -m pipeline draft A B --force` (keep a copy of your edits)")
         elif not all(writable(path) for path in (status.path, sidecar_path(status.path)) if path.exists()):
@@ -143,7 +141,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
     rewritten = {change.path for change in changes if change.written}  # the others were read in check_all
     unsettled = {s.path: found for s in statuses
-                 if (found := conflicts_in(draft_lines(s.path)) if s.path in rewritten else s.conflicts)}
+                 if (found := DraftFile(s.path).conflicts if s.path in rewritten else s.conflicts)}
     disputes = disputes_of(statuses)
     return RefreshResult(len(statuses), changes, stats, project.backend, models, time.monotonic() - started,
                          unsettled, missing, disputes, prices)
@@ -233,13 +231,11 @@ def _merge_into(project: Project, status: DraftStatus, reviews: dict[str, Review
     was written and the merge must be made again from their new file)."""
     record = status.record
     assert record is not None
-    seen, data = Seen.read(status.path)
-    raw = data.decode("utf-8")  # a draft that is not UTF-8 was reported by the check, and not refreshed
-    # An editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits. A few CRLF lines
-    # in an LF file do not turn the whole file into CRLF.
-    crlf = raw.count("\r\n") * 2 > raw.count("\n")
-    text = raw.replace("\r\n", "\n")
-    ours = text.split("\n")
+    draft = DraftFile(status.path)  # read afresh: what the editor saved last is what the write must not lose
+    seen, text = draft.seen, draft.text
+    # An editor's tool wrote CRLF: merge on LF, write CRLF back, so the diff shows only edits.
+    crlf = draft.crlf
+    ours = list(draft.lines)
 
     def generated(verdicts: dict[str, str], base: Page = base, pinned: list[str] = record.pinned) -> Page:
         return assemble(project.root, project.personas, status.tools, reviews, community, verdicts).keep(base, pinned)
@@ -284,6 +280,7 @@ def place(project: Project, path: Path, reviews: dict[str, Review]) -> bool:
     was recorded, through the same three-way merge as a refresh; nothing is sent. Whether the draft changed."""
     library, written = Library.of(project), False
     for name, review in reviews.items():
+        project.draft_file(path).release()  # read again: the review placed before this one rewrote it
         status = check(project, path, library)
         assert status.record is not None  # a draft with kept replies has a sidecar
         status.stale, status.carried = [StaleSection(name, ["accepted as it is"], regenerate=True)], {}

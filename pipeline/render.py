@@ -23,10 +23,15 @@ TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
 CONTROL = re.compile("[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f\\u200b-\\u200d\\u2060\\ufeff\\u202a-\\u202e\\u2066-\\u2069]")
 
 
-def md(text: str) -> str:
+def md(text: object) -> str:
     """One line of Markdown text: whitespace folded, no control or invisible character, no '<' that could open an
     HTML tag."""
-    return TAG_START.sub("&lt;", " ".join(CONTROL.sub("", str(text)).split()))
+    return _md(str(text))
+
+
+@lru_cache(maxsize=4096)  # a page shows the same names and taglines as many others: ``stale`` renders thousands
+def _md(text: str) -> str:
+    return TAG_START.sub("&lt;", " ".join(CONTROL.sub("", text).split()))
 
 
 def cell(text: str) -> str:

@@ -1,20 +1,25 @@
-"""Which drafts are stale, section by section, and why. Sends nothing and needs no backend."""
+"""Which drafts are stale, section by section, and why. Sends nothing and needs no backend.
+
+``check`` is the one rule. ``check_all`` asks it about each draft, or takes the answer it gave before for the same
+inputs (digests.py: the key covering everything the rule reads, and the answers remembered under it).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import json
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .assemble import assemble
-from .digests import Digests
+from .digests import Digests, Key, plan_of
 from .errors import InputError
 from .library import Dispute, Library
 from .load import FactSheet
-from .merge import LEGACY_NOTE, START, Unresolved, page_verdicts, unresolved
+from .merge import Unresolved, page_verdicts
 from .project import Project, canonical
-from .provenance import DraftFile, Record, Section, changes, keys_hash, short_hash, sidecar_path, votes_file
-from .review import FRAME, Review, card_id, describe_section, is_card, parse_section, section_id
+from .provenance import DraftFile, Record, changes, recorded_environment, sidecar_path, votes_file
+from .review import FRAME, Review, describe_section, is_card, parse_section, section_id
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,7 @@ class StaleSection:
 
 @dataclass
 class DraftStatus:
-    path: Path
-    record: Record | None  # None: no sidecar (then the draft is stale), or found fresh without reading it in full
+    draft: DraftFile
     tools: dict[str, FactSheet] = field(default_factory=dict)
     stale: list[StaleSection] = field(default_factory=list)
     broken: str = ""  # why this draft cannot be checked or refreshed (a fact sheet it names is gone or invalid)
@@ -38,6 +42,15 @@ class DraftStatus:
     # Quotes to show an approved text from another draft instead of the older one shown: section -> (text, page)
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)
     disputes: list[Dispute] = field(default_factory=list)  # reviews editors approved differently, this page's
+
+    @property
+    def path(self) -> Path:
+        return self.draft.path
+
+    @property
+    def record(self) -> Record | None:
+        """The draft's sidecar; None when it has none (read when asked for: a remembered answer needs none)."""
+        return self.draft.record
 
     @property
     def needs_attention(self) -> bool:
@@ -48,18 +61,6 @@ class DraftStatus:
         return [s.section for s in self.stale if s.regenerate]
 
 
-def recorded_environment(section: Section) -> dict[str, Any]:
-    """What the environment chose when the quote was generated; a sidecar from before it was recorded names its
-    backend only."""
-    return section.environment or {"backend": section.settings.get("backend", "local")}
-
-
-def conflicts_in(lines: list[str]) -> list[Unresolved]:
-    if not any(line.startswith((START, LEGACY_NOTE)) for line in lines):
-        return []
-    return unresolved(lines)
-
-
 def shown_verdicts(record: Record, lines: list[str]) -> dict[str, str]:
     """The verdicts the draft shows; only an edited draft can differ from its reviews."""
     base = record.page
@@ -67,23 +68,24 @@ def shown_verdicts(record: Record, lines: list[str]) -> dict[str, str]:
 
 
 def check(project: Project, path: Path, library: Library | None = None) -> DraftStatus:
+    """The rule: what in this draft is stale, and why; its unsettled conflicts; the approved texts it should show."""
     draft = project.draft_file(path)
-    lines = draft.lines
-    status = _check(project, path, lines, draft.record, library or Library.of(project))
-    status.conflicts = conflicts_in(lines)
+    status = _check(project, draft, library or Library.of(project))
+    status.conflicts = draft.conflicts
     return status
 
 
-def _check(project: Project, path: Path, lines: list[str], record: Record | None, library: Library) -> DraftStatus:
+def _check(project: Project, draft: DraftFile, library: Library) -> DraftStatus:
+    path, lines, record = draft.path, draft.lines, draft.record
     if record is None:
-        return DraftStatus(path, None, stale=[StaleSection(FRAME, [
+        return DraftStatus(draft, stale=[StaleSection(FRAME, [
             f"no provenance record ({sidecar_path(path).name}): drafted before provenance, or written by hand"])])
     gone = [slug for slug in record.tools if not project.tool_path(slug).is_file()]
     if gone:  # a deleted fact sheet is this draft's problem; it must not stop the check of the others
         problem = f"tools/{gone[0]}.toml no longer exists: restore it, or delete this draft and its sidecar"
-        return DraftStatus(path, record, stale=[StaleSection(FRAME, [problem])], broken=problem)
+        return DraftStatus(draft, stale=[StaleSection(FRAME, [problem])], broken=problem)
     tools = {slug: project.tool(slug) for slug in record.tools}  # a broken fact sheet is bad input: exit 2
-    status = DraftStatus(path, record, tools)
+    status = DraftStatus(draft, tools)
     recorded_lenses = {parse_section(name)[0] for name in record.sections}
     added = [f"personas/{p.lens}.toml added" for p in project.personas if p.lens not in recorded_lenses]
     reviews = {}
@@ -107,10 +109,10 @@ def _check(project: Project, path: Path, lines: list[str], record: Record | None
                                                  or ["the rendered prompt changed"], regenerate=True))
                 continue
             approved = library.approved(name, old.key)
-            shown = library.on(name, project.shown(path))
             if isinstance(approved, Dispute):
                 status.disputes.append(approved)
-            elif approved and shown and shown.text and shown.text != approved[0]:  # older than the approved
+            elif approved and (shown := library.on(name, project.shown(path))) and shown.text \
+                    and shown.text != approved[0]:  # older than the approved
                 status.carried[name] = approved
                 reviews[name] = replace(reviews[name], quote=approved[0])
                 status.stale.append(StaleSection(name, [f"shows an older text of this review than the one an "
@@ -145,10 +147,7 @@ def disputes_of(statuses: list[DraftStatus]) -> list[Dispute]:
 
 
 def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
-    """Every draft's status. A draft that is still the page as generated, from inputs that are all as they were
-    (its sidecar's fingerprints and cache keys against the current ones), is fresh without rendering its page
-    again: see ``Fresh``. The first such draft is checked in full all the same; should that find anything stale
-    (the page's layout changed with no input changing: the code that lays it out did), every draft is."""
+    """Every draft's status: the rule's answer, or the one it gave for the same inputs (``Key``)."""
     if not project.personas:  # a broken persona file is bad input even when there is no draft to check
         return []
     outputs = project.outputs
@@ -158,75 +157,50 @@ def check_all(project: Project, paths: list[Path]) -> list[DraftStatus]:
     digests = Digests(project.settings.cache_dir)
     every = project.all_drafts()
     digests.attach([project.draft_file(path) for path in dict.fromkeys([*every, *unique])])
-    library = Library.of(project, every)
-    fresh = Fresh(project, library)
+    library = Library.of(project, every, digests.as_generated)
+    key = Key(project, library)
     statuses = []
     for path in unique:
         draft = project.draft_file(path)
-        quick = fresh.status(draft) if fresh.trusted is not False else None
-        if quick is not None and fresh.trusted:
-            statuses.append(quick)
-            continue
+        entry = digests.entry(draft)
+        if entry is not None and (remembered := key.of(digests.identity(draft), entry.get("plan"))) is not None \
+                and remembered == entry.get("key"):
+            with_answer = status_from(project, draft, entry.get("answer"))
+            if with_answer is not None:
+                digests.confirm(draft, entry)
+                statuses.append(with_answer)
+                continue
         status = check(project, path, library)
-        if quick is not None:  # the first fresh draft: does the full check agree?
-            fresh.trusted = not (status.stale or status.conflicts or status.disputes or status.carried)
+        plan = json.loads(json.dumps(plan_of(status.record)))  # as the next run reads it back
+        made = key.of(draft.identity, plan)
+        if made is not None:
+            digests.remember(draft, plan, made, answer_of(status))
+        if not (status.needs_attention or status.carried):
+            draft.release()  # what refresh or the report may still read of it is kept
         statuses.append(status)
     digests.save()
     return statuses
 
 
-class Fresh:
-    """Whether a draft is fresh, from its sidecar's data as it is, with no page rendered and no record validated:
-    the draft is the page as generated, nothing is pinned, every section is recorded, every quote's cache key is
-    the one the project would plan now, no editor approved another text of it, and the cards' and the frame's
-    input fingerprints are the current ones. Anything else, or anything unexpected in the sidecar, goes to the
-    full check (which reports a damaged sidecar as before)."""
+def answer_of(status: DraftStatus) -> dict[str, Any]:
+    """The rule's answer, as digests.py keeps it."""
+    return {"tools": list(status.tools), "stale": [asdict(s) for s in status.stale], "broken": status.broken,
+            "conflicts": [asdict(c) for c in status.conflicts], "carried": status.carried,
+            "disputes": [asdict(d) for d in status.disputes]}
 
-    def __init__(self, project: Project, library: Library) -> None:
-        self.project, self.library = project, library
-        self.trusted: bool | None = None  # None until the first fresh draft was checked in full too
-        self._sheets: dict[str, bool] = {}
-        self._names = project.output_names  # a votes file that is not there needs no look
 
-    def _exists(self, slug: str) -> bool:
-        if slug not in self._sheets:
-            self._sheets[slug] = isinstance(slug, str) and self.project.tool_path(slug).is_file()
-        return self._sheets[slug]
+def _tuples(fields: dict[str, Any]) -> dict[str, Any]:
+    """Fields read back from JSON, their lists made the tuples they were."""
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()}
 
-    def status(self, draft: DraftFile) -> DraftStatus | None:
-        try:
-            digest = draft.digested()
-            if not digest["as_generated"] or digest["conflicts"] or digest["data"] is None:
-                return None  # an edited draft, or conflict blocks: the full check's to report
-            return self._status(draft, digest["data"])
-        except (InputError, KeyError, TypeError, ValueError, AttributeError):
-            return None  # the full check says what is wrong, as it always has
 
-    def _status(self, draft: DraftFile, data: dict[str, Any]) -> DraftStatus | None:
-        project = self.project
-        slug_a, slug_b = data["tools"]
-        if not (self._exists(slug_a) and self._exists(slug_b)):
-            return None
-        tools = {slug_a: project.tool(slug_a), slug_b: project.tool(slug_b)}
-        quotes = [(p.lens, slug) for p in project.personas for slug in tools]
-        if data["names"] != ",".join(sorted([card_id(slug_a), card_id(slug_b), *(section_id(*q) for q in quotes)])):
-            return None
-        environments = [project.as_recorded(environment) for environment in data["environments"]]
-        chosen = data["quotes"]
-        keys = {}
-        for lens, slug in quotes:
-            name = section_id(lens, slug)
-            keys[name] = environments[chosen[name]].job(lens, slug).key
-        if self.library.edited and any(self.library.approved(name, key) is not None for name, key in keys.items()):
-            return None
-        if data["keys"] != keys_hash(keys):
-            return None
-        votes = votes_file(slug_a, slug_b)
-        community = project.community(slug_a, slug_b) if Path(votes).name in self._names else {}
-        for slug, sheet in tools.items():
-            if data["cards"][card_id(slug)] != short_hash(project.inputs.card(slug, sheet, community.get(slug, ""),
-                                                                              votes)):
-                return None
-        if data["frame"] != short_hash(project.inputs.frame(tools)):
-            return None
-        return DraftStatus(draft.path, None, tools)
+def status_from(project: Project, draft: DraftFile, answer: Any) -> DraftStatus | None:
+    """A remembered answer (``answer_of``) as the rule gave it; None when it cannot be read back."""
+    try:
+        return DraftStatus(draft, {slug: project.tool(slug) for slug in answer["tools"]},
+                           [StaleSection(**s) for s in answer["stale"]], answer["broken"],
+                           [Unresolved(**_tuples(c)) for c in answer["conflicts"]],
+                           {name: (text, page) for name, (text, page) in answer["carried"].items()},
+                           [Dispute(**d) for d in answer["disputes"]])
+    except (InputError, KeyError, TypeError, ValueError, AttributeError):
+        return None

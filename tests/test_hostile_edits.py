@@ -150,3 +150,50 @@ def test_swapping_two_personas_order_with_an_edit_keeps_one_heading_each(fake: F
     assert text.index("### Skeptic") < text.index("### Builder"), "the rows follow the new order"
     assert quote_line(text, B_NAME, "Builder") == mine and "<<<<<<<" not in text
     assert cli("stale").code == 0
+
+
+def test_a_conflict_whose_marker_labels_were_deleted_is_a_conflict_to_every_command(fake: FakeChatServer, cli,
+                                                                                     project: Path,
+                                                                                     tmp_path: Path) -> None:
+    """An editor deleted the words after <<<<<<<, ||||||| and >>>>>>>: the bare markers still hold a conflict, for
+    ``stale``, ``check``, the preview and ``refresh`` alike (they all read conflict blocks with one parser)."""
+    from tests.test_preview import dom_of, preview_of, rows
+
+    fake.responder = attentive
+    assert cli("draft", A, B).code == 0
+    draft = page(project, A, B)
+    builder = quote_line(draft.read_text(), B_NAME, "Builder")
+    mine = builder.replace(" the ", " this ", 1)  # an editor's word, in a quote that still passes its lens
+    assert mine != builder
+    draft.write_text(draft.read_text().replace(builder, mine))
+    set_entry(project, B, "$0.10 / M tokens")
+    assert cli("refresh").code == 5
+    lines = draft.read_text().split("\n")
+    marks = [i for i, line in enumerate(lines) if line[:7] in ("<<<<<<<", "|||||||", ">>>>>>>")]
+    assert len(marks) == 3
+    for index in marks:
+        lines[index] = lines[index][:7]  # the labels deleted, the marks left alone on their lines
+    draft.write_text("\n".join(lines))
+    where = f"outputs/{A}-vs-{B}.md"
+
+    run = cli("stale")
+    assert run.code == 1, run.out
+    assert f"{where}: 1 unresolved conflict" in run.out and f"line {marks[0] + 1}, " in run.out, run.out
+    run = cli("check")
+    assert run.code == 1, run.out + run.err
+    assert f"{where}: line {marks[0] + 1}: an unresolved conflict" in run.out, run.out
+
+    left, right = rows(dom_of(preview_of(cli, project, tmp_path / "preview.html")))["Builder"]
+    callout = right.all("aside", "conflict")
+    assert len(callout) == 1 and not left.all("aside"), "a callout in the column of the quote it is about"
+    assert mine.strip("> “”")[:60] in callout[0].text() and "Generated now" in callout[0].text()
+
+    before = draft.read_text()
+    set_entry(project, A, "$0.20 / M tokens")  # another tool's change: this draft is refreshed around the block
+    run = cli("refresh")
+    assert run.code == 5, run.out + run.err
+    after = draft.read_text()
+    assert after != before and "$0.20 / M tokens" in after, "the draft was refreshed"
+    assert [line for line in after.split("\n") if line[:7] in ("<<<<<<<", "|||||||", "=======", ">>>>>>>")] == \
+        ["<<<<<<<", "|||||||", "=======", ">>>>>>>"], "the block is kept as the editor left it"
+    assert mine in after and "unresolved conflict" in run.out.lower(), run.out

@@ -227,20 +227,29 @@ def test_an_error_body_nested_100000_deep_is_one_error(fake: FakeChatServer, dra
 
 
 def test_a_latin1_draft_is_the_same_one_error_in_every_command(fake: FakeChatServer, cli, project: Path) -> None:
+    """Every command that reads a draft reads it whole, through one reader: one error naming the file, exit 2, and
+    nothing written (a pin or an accepted reply is not recorded for a page that cannot be read)."""
     assert cli("draft", A, B).code == 0
     page = project / "outputs" / f"{A}-vs-{B}.md"
+    sidecar = project / "outputs" / f"{A}-vs-{B}.provenance.json"
     page.write_bytes(page.read_text(encoding="utf-8").replace("Which one", "Café: which one")
                      .encode("latin-1", errors="replace"))  # saved by an editor set to Latin-1
+    files = {path: path.read_bytes() for path in (page, sidecar)}
     said = f"{page}: not UTF-8 text"
-    for command in (("preview", f"{A}-vs-{B}"), ("quotes",), ("quotes", "--json"), ("stale",), ("refresh",),
-                    ("draft", A, B)):
+    for command in (("preview", f"{A}-vs-{B}"), ("quotes",), ("quotes", "--json"), ("stale",),
+                    ("stale", f"{A}-vs-{B}"), ("refresh",), ("refresh", f"{A}-vs-{B}"), ("draft", A, B),
+                    ("pin", f"{A}-vs-{B}", f"card:{A}"), ("pin", f"{A}-vs-{B}", f"card:{A}", "--unpin"),
+                    ("accept", f"{A}-vs-{B}", f"builder:{A}")):
         run = cli(*command)
         assert run.code == 2 and said in the_error(run.err), (command, run.err)
+        assert {path: path.read_bytes() for path in files} == files, command
     run = cli("check")  # check lists every problem on stdout, one line per file
     assert run.code == 2 and "Traceback" not in run.err and f"outputs/{A}-vs-{B}.md: not UTF-8 text" in run.out
-    (project / "outputs" / f"{A}-vs-{B}.provenance.json").unlink()  # a draft without its sidecar, drafted again
+    sidecar.unlink()  # a draft without its sidecar, drafted again or checked
     run = cli("draft", A, B)
     assert run.code == 2 and said in the_error(run.err), run.err
+    run = cli("check")
+    assert run.code == 2 and f"outputs/{A}-vs-{B}.md: not UTF-8 text" in run.out, run.out
 
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,7 @@ import pytest
 from pipeline.assemble import Page
 from pipeline.merge import line_owners
 from pipeline.preview import find_conflicts
-from pipeline.provenance import read_record
+from pipeline.provenance import DraftFile
 from tests.fakeserver import FakeChatServer, attentive
 
 A, B = "hf-inference-providers", "mistral-3-small"
@@ -312,7 +312,7 @@ def test_without_a_sidecar_the_preview_follows_headings_and_says_so(fake: FakeCh
     draft = project / "outputs" / f"{A}-vs-{B}.md"
     hand_edit(draft)
     draft.with_name(f"{A}-vs-{B}.provenance.json").unlink()
-    assert read_record(draft) is None
+    assert DraftFile(draft).record is None
     dom = dom_of(preview_of(cli, project, tmp_path / "preview.html"))
     assert "no sidecar" in dom.all("p", "notice")[0].text()
     assert dom.text().count(EDITOR_NOTE) == 1
@@ -322,3 +322,25 @@ def test_without_a_sidecar_the_preview_follows_headings_and_says_so(fake: FakeCh
     assert len(table["Builder"][0].all("aside", "conflict")) == 1 and not table["Builder"][1].all("aside")
     assert SKEPTIC_ADDED in table["Skeptic"][1].text() and BUYER_ASIDE in table["Buyer"][0].text()
     assert "<<<<<<<" not in dom.text(skip="conflict")
+
+
+def test_conflict_blocks_are_read_alike_with_labels_or_without_nested_or_unclosed() -> None:
+    """The one reader of conflict blocks (``stale``, ``check``, ``refresh`` and the preview use it): bare marks are
+    a block; a block inside another's part is part of it; a <<<<<<< that nothing closes is reported on its own line
+    and does not hide the block after it; a block without ======= is still a block."""
+    from pipeline.merge import MISSING_END, UNLABELLED, unresolved
+
+    bare = ["<<<<<<<", "mine", "|||||||", "before", "=======", "theirs", ">>>>>>>"]
+    nested = ["<<<<<<< your edit: builder quote on b", *bare, "=======", "new", ">>>>>>> generated now"]
+    lines = ["# Title", *bare, "", *nested, "", "<<<<<<< your edit: x", "text", "",
+             "<<<<<<<", "only mine", ">>>>>>>   trailing words "]
+    blocks = unresolved(lines)
+    assert [(b.start, b.end, b.what, b.complete) for b in blocks] == [
+        (1, 8, UNLABELLED, True), (9, 20, "builder quote on b", True), (21, 22, MISSING_END, False),
+        (24, 27, UNLABELLED, True)]
+    assert (blocks[0].editor, blocks[0].base, blocks[0].generated) == (("mine",), ("before",), ("theirs",))
+    assert blocks[1].editor == tuple(bare) and blocks[1].generated == ("new",)
+    assert blocks[3].generated is None and blocks[3].labels[2] == "trailing words"
+    assert [(r.start, r.end) for r in find_conflicts(lines)] == [(1, 8), (9, 20), (24, 27)], \
+        "the preview shows the same blocks; the unclosed marker line is shown as it is"
+    assert unresolved(["<<<<<<<<", "========", ">>>>>>>>"]) == [], "eight marks are no marker"
