@@ -105,7 +105,7 @@ class Block:
 
 
 @dataclass
-class Stats:
+class CardFigures:
     """A card's figures, from its table: (label, value as inline HTML)."""
 
     pairs: list[tuple[str, Markup]]
@@ -129,14 +129,14 @@ class ConflictPart:
 
 
 @dataclass
-class Conflict:
+class ConflictCallout:
     title: str
     parts: list[ConflictPart]
     about: str = ""
     kind: str = "conflict"
 
 
-Item = Block | Stats | Literal | Conflict
+Item = Block | CardFigures | Literal | ConflictCallout
 
 
 def blocks_of(text: str) -> list[Block]:
@@ -154,12 +154,12 @@ def blocks_of(text: str) -> list[Block]:
 
 
 @dataclass(frozen=True)
-class Region:
+class ConflictSpan:
     """Lines [start, end) of the draft holding one unresolved conflict."""
 
     start: int
     end: int
-    item: Conflict
+    item: ConflictCallout
     about_text_above: bool = False  # the older comment form: it follows the editor's text it is about
 
 
@@ -168,29 +168,30 @@ def _part(label: str, detail: str, lines: Sequence[str]) -> ConflictPart:
     return ConflictPart(label, shown, blocks_of("\n".join(lines)))
 
 
-def _region(block: Unresolved) -> Region:
+def _region(block: Unresolved) -> ConflictSpan:
     """A conflict block (merge.unresolved reads them, for every command) as the callout the page shows."""
     if block.about_text_above:  # the older comment form: its body is the generation, the editor's text is above
         parts = [ConflictPart("Your edit", "", [], "the text just above, kept as you left it"),
                  _part("Generated now", "not applied", block.generated or ())]
-        return Region(block.start, block.end, Conflict("Unresolved conflict: pick one and delete the comment", parts,
-                                                       f"conflict in {block.what}"), about_text_above=True)
+        callout = ConflictCallout("Unresolved conflict: pick one and delete the comment", parts, f"conflict in {block.what}")
+        return ConflictSpan(block.start, block.end, callout, about_text_above=True)
     mine, ancestor, closing = block.labels
     parts = [_part("Your edit", mine, block.editor)]
     if block.base is not None:
         parts.append(_part("Generated last time", ancestor, block.base))
     if block.generated is not None:  # the closing marker says what the new generation is; ======= says nothing
         parts.append(_part("Generated now", closing, block.generated))
-    return Region(block.start, block.end, Conflict("Unresolved conflict: pick one and delete the markers", parts))
+    callout = ConflictCallout("Unresolved conflict: pick one and delete the markers", parts)
+    return ConflictSpan(block.start, block.end, callout)
 
 
-def find_conflicts(lines: list[str], blocks: list[Unresolved] | None = None) -> list[Region]:
+def find_conflicts(lines: list[str], blocks: list[Unresolved] | None = None) -> list[ConflictSpan]:
     """The conflict blocks of ``lines`` (``blocks``, when the draft has read them) as callouts. A ``<<<<<<<`` line
     that nothing closes is no callout: it is shown as the line it is."""
     return [_region(block) for block in (unresolved(lines) if blocks is None else blocks) if block.complete]
 
 
-def items_of(lines: list[str], start: int, end: int, regions: dict[int, Region]) -> list[Item]:
+def items_of(lines: list[str], start: int, end: int, regions: dict[int, ConflictSpan]) -> list[Item]:
     """Lines [start, end) of the draft as items; conflicts (all of whose lines are in the range) as callouts."""
     items: list[Item] = []
     text: list[str] = []
@@ -233,7 +234,7 @@ class Column:
 
 
 @dataclass
-class Row:
+class LayoutRow:
     kind: str  # "cards" or "lens"
     left: Column
     right: Column
@@ -247,7 +248,7 @@ class Frame:
     kind: str = "frame"
 
 
-Part = Frame | Row
+Part = Frame | LayoutRow
 
 
 def table_stats(block: Block) -> list[tuple[str, Markup]]:
@@ -289,7 +290,7 @@ def card_items(items: list[Item]) -> list[Item]:
         if isinstance(item, Block) and item.kind in ("table", "bullet_list"):
             pairs = table_stats(item) if item.kind == "table" else list_stats(item)
             if pairs:
-                return [*items[:index], Stats(pairs), *items[index + 1:]]
+                return [*items[:index], CardFigures(pairs), *items[index + 1:]]
     return items
 
 
@@ -359,7 +360,7 @@ def sectioned(record: Record, draft: DraftFile) -> list[Part]:
         if outside or not parts:
             parts.append(Frame(outside, "header" if not parts else "frame"))
         # Owners follow the page's section order (matching keeps it), so rows never overlap.
-        parts.append(Row("cards" if kind == CARD else "lens", column(kind, left, start, end),
+        parts.append(LayoutRow("cards" if kind == CARD else "lens", column(kind, left, start, end),
                          column(kind, right, start, end), top))
         position = end
     parts.append(Frame(items(position, len(lines), FRAME), "footer" if rows else "frame"))
@@ -372,7 +373,7 @@ def sectioned(record: Record, draft: DraftFile) -> list[Part]:
 def _starts_quote(item: Item) -> bool:
     if isinstance(item, Block):
         return item.is_verdict
-    if isinstance(item, Conflict) and not item.about:
+    if isinstance(item, ConflictCallout) and not item.about:
         return any(part.blocks and part.blocks[0].is_verdict for part in item.parts)
     return False
 
@@ -424,12 +425,12 @@ def by_headings(draft: DraftFile) -> list[Part]:
     parts: list[Part] = [Frame(header, "header")]
     if cards:
         cards += [[], []]
-        parts.append(Row("cards", Column("", card_items(cards[0])),
+        parts.append(LayoutRow("cards", Column("", card_items(cards[0])),
                          Column("", card_items(cards[1]), [item for card in cards[2:] for item in card])))
     parts.append(Frame(intro))
     for top, quotes in lenses:
         quotes += [[], []]
-        parts.append(Row("lens", Column("", quotes[0]),
+        parts.append(LayoutRow("lens", Column("", quotes[0]),
                          Column("", quotes[1], [item for quote in quotes[2:] for item in quote]), top))
     parts.append(Frame(footer, "footer"))
     return parts

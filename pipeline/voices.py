@@ -38,14 +38,14 @@ LABELS = Path("sameness") / "labels.jsonl"
 
 
 @dataclass(frozen=True)
-class Quote:
+class WriterQuote:
     writer: str  # the corpus file's name, without .jsonl
     tool: str
     lens: str
     quote: str
 
 
-def read_writers(folder: Path) -> list[Quote]:
+def read_writers(folder: Path) -> list[WriterQuote]:
     """Every quote of every writer's file (``*.jsonl``, one ``{"tool", "lens", "quote", ...}`` a line) in
     ``folder``; files whose name starts with ``junk`` make no lens's points and are left out."""
     files = sorted(path for path in folder.glob("*.jsonl") if not path.name.startswith("junk"))
@@ -58,7 +58,7 @@ def read_writers(folder: Path) -> list[Quote]:
                 continue
             try:
                 entry = json.loads(line)
-                quotes.append(Quote(path.stem, str(entry["tool"]), str(entry["lens"]), str(entry["quote"])))
+                quotes.append(WriterQuote(path.stem, str(entry["tool"]), str(entry["lens"]), str(entry["quote"])))
             except (ValueError, KeyError, TypeError) as exc:
                 raise InputError(path, f"line {number}", f"not a writer's quote ({exc})") from None
     return quotes
@@ -127,7 +127,7 @@ def _writer(name: str, writers: set[str]) -> str | None:
                 None)
 
 
-def agreement(quotes: list[Quote], labels: list[Label], personas: list[Persona],
+def agreement(quotes: list[WriterQuote], labels: list[Label], personas: list[Persona],
               sheets: dict[str, FactSheet]) -> Agreement:
     """The sameness check's verdict on every labelled pair, tallied per lens pair and per lens (within a tool:
     every pair the lens is in), and per lens across tools; the earlier of a pair is the earlier lens in panel
@@ -185,7 +185,7 @@ def agreement_report(result: Agreement, misses: int = 10) -> list[str]:
     return lines
 
 
-def stock_of_writers(quotes: list[Quote], personas: list[Persona], sheets: dict[str, FactSheet],
+def stock_of_writers(quotes: list[WriterQuote], personas: list[Persona], sheets: dict[str, FactSheet],
                      pages: bool = True) -> list[str]:
     """The stock-phrase report of a corpus of writers: per lens, phrases in more than 1 quote in 8."""
     products = frozenset(word for sheet in sheets.values() for word in tool_terms(sheet).names)
@@ -201,9 +201,9 @@ def stock_of_writers(quotes: list[Quote], personas: list[Persona], sheets: dict[
             *stock_report(found, counts, pages)]
 
 
-def lengths(quotes: list[Quote], personas: list[Persona]) -> list[str]:
+def lengths(quotes: list[WriterQuote], personas: list[Persona]) -> list[str]:
     """How long the writers' quotes are, beside each lens's range and near-miss band."""
-    lines = ["Quote lengths (words) per writer: lowest, median, highest, spread (standard deviation):"]
+    lines = ["WriterQuote lengths (words) per writer: lowest, median, highest, spread (standard deviation):"]
     for writer in sorted({q.writer for q in quotes}):
         counts = [len(q.quote.split()) for q in quotes if q.writer == writer]
         lines.append(f"  {writer}: {min(counts)}, {statistics.median(counts):.0f}, {max(counts)}, "
@@ -215,7 +215,7 @@ def lengths(quotes: list[Quote], personas: list[Persona]) -> list[str]:
     return lines
 
 
-def flagged_pairs(quotes: list[Quote], personas: list[Persona], sheets: dict[str, FactSheet]) -> list[str]:
+def flagged_pairs(quotes: list[WriterQuote], personas: list[Persona], sheets: dict[str, FactSheet]) -> list[str]:
     """Without labels: how many lens pairs on one tool, and tool pairs under one lens, the check flags, per writer
     set (a before and after of a persona change, say)."""
     house = house_phrases(personas)
