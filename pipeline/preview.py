@@ -173,7 +173,8 @@ def _region(block: Unresolved) -> ConflictSpan:
     if block.about_text_above:  # the older comment form: its body is the generation, the editor's text is above
         parts = [ConflictPart("Your edit", "", [], "the text just above, kept as you left it"),
                  _part("Generated now", "not applied", block.generated or ())]
-        callout = ConflictCallout("Unresolved conflict: pick one and delete the comment", parts, f"conflict in {block.what}")
+        callout = ConflictCallout("Unresolved conflict: pick one and delete the comment", parts,
+                                  f"conflict in {block.what}")
         return ConflictSpan(block.start, block.end, callout, about_text_above=True)
     mine, ancestor, closing = block.labels
     parts = [_part("Your edit", mine, block.editor)]
