@@ -401,7 +401,8 @@ def pull_request(origin: Origin, number: int, head: str) -> dict[str, object]:
     git("fetch", "-q", "origin", cwd=origin.editor)
     git("checkout", "-q", "--detach", "origin/main", cwd=origin.editor)
     git("merge", "-q", "--no-ff", "--no-edit", f"origin/{head}", cwd=origin.editor)
-    git("push", "-q", "origin", f"HEAD:refs/pull/{number}/merge", cwd=origin.editor)
+    # GitHub rewrites the merge ref on every push to the pull request: a new merge commit, not a descendant
+    git("push", "-q", "origin", f"+HEAD:refs/pull/{number}/merge", cwd=origin.editor)
     return {"action": "synchronize", "number": number, "repository": repository(),
             "pull_request": {"number": number, "head": {"ref": head, "sha": origin.head(head)},
                              "base": {"ref": "main", "sha": origin.head("main")}}}
