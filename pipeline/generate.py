@@ -173,7 +173,9 @@ class Reviewer:
                           missing="; ".join(exc.problems),
                           kept=kept_name(exc.kept, self.root, self.settings.cache_dir) if exc.kept else "")
         except TransportError as exc:
-            if not self.keep_going or exc.status in (401, 403) or self.down.halted.is_set():
+            # A target that is not there (404: a model or server name that is wrong) fails every review alike, as
+            # credentials do: that ends the run. An outage or a refusal of one prompt leaves this review missing.
+            if not self.keep_going or exc.status in (401, 403, 404) or self.down.halted.is_set():
                 self._fail(exc)
                 raise
             failed = NotServed(job.persona.lens, job.slug, exc)

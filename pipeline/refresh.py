@@ -16,7 +16,7 @@ from typing import TextIO
 
 from .assemble import Page, assemble
 from .costs import Stats
-from .errors import BACKEND_FAILED, CONFLICT, OK, GaveUpOnReply, NotServed, plural
+from .errors import BACKEND_FAILED, CONFLICT, OK, GaveUpOnReply, InputError, NotServed, plural
 from .facts import unsupported_claims
 from .library import Dispute, Library
 from .merge import RESOLVE, Conflict, Unresolved, edited_sections, in_order, lens_order, merge, page_verdicts
@@ -120,7 +120,8 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
         if status.record is None and status.stale:  # no sidecar
             status.broken = ("no provenance record, so hand edits cannot be told from generated text; regenerate "
                              "it with `python -m pipeline draft A B --force` (keep a copy of your edits)")
-        elif not all(writable(path) for path in (status.path, sidecar_path(status.path)) if path.exists()):
+        elif status.stale and not all(writable(path) for path in (status.path, sidecar_path(status.path))
+                                      if path.exists()):  # a draft with nothing to refresh is not in the way
             status.broken = "read-only: make the file, its sidecar and their folder writable to refresh it"
     todo = [s for s in statuses if s.stale and not s.broken]
     jobs = [project.job(*parse_section(name)) for s in todo for name in s.stale_quotes()]
@@ -282,6 +283,8 @@ def place(project: Project, path: Path, reviews: dict[str, Review]) -> bool:
     for name, review in reviews.items():
         project.draft_file(path).release()  # read again: the review placed before this one rewrote it
         status = check(project, path, library)
+        if status.broken:  # a fact sheet it names is gone: nothing can be placed until it is back
+            raise InputError(path, None, status.broken)
         assert status.record is not None  # a draft with kept replies has a sidecar
         status.stale, status.carried = [StaleSection(name, ["accepted as it is"], regenerate=True)], {}
         variant = project.as_recorded(recorded_environment(status.record.sections[name]))

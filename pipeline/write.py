@@ -75,7 +75,8 @@ def can_write(path: Path, what: str) -> None:
                          hint="Make the folder writable: nothing was sent.")
 
 
-EDITORIAL = ("tools", "personas", "prompts", "pyproject.toml")  # the editors' files and the project's settings
+# The editors' files, the project's settings, and the calibration corpus that `check` holds the personas to.
+EDITORIAL = ("tools", "personas", "prompts", "pyproject.toml", "calibration")
 DRAFT_FILES = (".md", ".provenance.json", ".votes.toml")  # under outputs/: a draft, its sidecar, its votes
 
 

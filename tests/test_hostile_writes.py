@@ -90,7 +90,7 @@ def test_an_editor_saving_through_every_attempt_keeps_their_file(fake: FakeChatS
 
 @pytest.mark.parametrize("target", ["tools/mistral-3-small.toml", "personas/skeptic.toml", "prompts/page.md.j2",
                                     "pyproject.toml", f"outputs/{A}-vs-{B}.md",
-                                    f"outputs/{A}-vs-{B}.provenance.json"])
+                                    f"outputs/{A}-vs-{B}.provenance.json", "calibration/corpus/w1.jsonl"])
 def test_output_flags_never_write_over_editorial_files(fake: FakeChatServer, cli, project: Path,
                                                        target: str) -> None:
     assert cli("draft", A, B).code == 0

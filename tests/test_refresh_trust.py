@@ -210,3 +210,42 @@ def test_check_reports_unsettled_conflicts_and_placeholders_as_stale_does(fake: 
     assert check.code == stale.code == 1, check.out
     assert f"outputs/{A}-vs-{B}.md: line " in check.out
     assert f": an unresolved conflict about builder quote on {B}: keep the text you want" in check.out
+
+
+def test_accept_on_a_draft_whose_fact_sheet_is_gone_is_one_error(fake: FakeChatServer, cli, project: Path) -> None:
+    short = json.dumps({"verdict": "ship", "quote": "Short, but the editor likes it."})
+    fake.responder = lambda request: short if lens_and_tool(request) == ("buyer", B_NAME) else synthetic(request)
+    assert cli("draft", A, B).code == 4
+    before = page(project, A, B).read_text()
+    (project / "tools" / f"{A}.toml").rename(project / "tools" / "renamed.toml")
+    run = cli("accept", f"{A}-vs-{B}", f"buyer:{B}")
+    assert run.code == 2 and "Traceback" not in run.err, run.err
+    assert f"tools/{A}.toml no longer exists" in run.err and run.err.count("error:") == 1
+    assert page(project, A, B).read_text() == before
+
+
+def test_a_model_that_is_not_there_stops_the_refresh_at_once(fake: FakeChatServer, cli, project: Path) -> None:
+    """A 404 is every review's answer alike (a wrong model or server name): not a review to leave missing."""
+    for a, b in ((A, B), (A, C)):
+        assert cli("draft", a, b).code == 0
+    pages = {p: p.read_text() for p in (project / "outputs").glob("*.md")}
+    make_contrarian(project, "builder")
+    fake.failing["Mistral 4B Edge"] = 404
+    run = cli("refresh")
+    assert run.code == 3 and "HTTP 404" in run.err and "Missing builder quote" not in "".join(
+        p.read_text() for p in pages), run.out + run.err
+    assert {p: p.read_text() for p in pages} == pages, "no page turned into placeholders"
+
+
+def test_a_read_only_draft_with_nothing_to_refresh_is_not_in_the_way(fake: FakeChatServer, cli, project: Path) -> None:
+    assert cli("draft", A, B).code == 0 and cli("draft", A, C).code == 0
+    page(project, A, B).chmod(0o444)
+    try:
+        (project / "tools" / f"{C}.toml").write_text((project / "tools" / f"{C}.toml").read_text().replace(
+            'entry = "', 'entry = "From ', 1))
+        run = cli("refresh")
+    finally:
+        page(project, A, B).chmod(0o644)
+    assert run.code == 0, run.out
+    assert "not refreshed" not in run.out
+    assert cli("stale").code == 0
