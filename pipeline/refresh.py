@@ -56,11 +56,14 @@ class DraftChange:
     carried: dict[str, tuple[str, str]] = field(default_factory=dict)  # approved texts taken: section -> (text, page)
     kept: dict[str, str] = field(default_factory=dict)  # regenerated the same: approved text stays, section -> page
     placeholders: dict[str, str] = field(default_factory=dict)  # regenerated sections left missing, and why
+    waiting: dict[str, str] = field(default_factory=dict)  # not served, an editor's text kept meanwhile, and why
     written: bool = False
 
     def outcome(self, section: str) -> str:
         if section in self.placeholders:
             return "**missing**: a placeholder, " + self.placeholders[section]
+        if section in self.waiting:
+            return "**not served**: the editor's text stays until a reply comes, " + self.waiting[section]
         if any(section in c.sections for c in self.conflicts):
             return "**conflict**: your text and the new generation are both in a marked block for you to settle"
         if section in self.kept:
@@ -137,7 +140,7 @@ def _refresh(project: Project, drafts: list[Path] | None, env: Mapping[str, str]
     # The models that wrote the new quotes: a fallback that served is named as one.
     models = sorted({r.model + (" (fallback)" if r.fallback else "") for r in new.values()})
     library = Library.of(project) if todo else None
-    changes = [apply(project, status, new, library) for status in todo if library is not None]
+    changes = [applied(project, status, new, library) for status in todo if library is not None]
     changes += [DraftChange(s.path, s.stale, broken=s.broken) for s in statuses if s.broken]
     # Conflicts left from earlier runs count until an editor settles them: the pull request keeps saying so.
     rewritten = {change.path for change in changes if change.written}  # the others were read in check_all
@@ -165,6 +168,15 @@ def still_approved(record: Record, name: str, new: Review, library: Library, pag
     return text, source, not new.missing and new.quote == old.quote and new.verdict == old.verdict
 
 
+def applied(project: Project, status: DraftStatus, new: dict[str, Review], library: Library) -> DraftChange:
+    """``apply``, where a draft that became unreadable meanwhile (deleted, renamed, saved in another encoding while
+    the replies came) is this draft's problem, reported with the others: it does not stop the rest."""
+    try:
+        return apply(project, status, new, library)
+    except InputError as error:
+        return DraftChange(status.path, status.stale, broken=error.message)
+
+
 def apply(project: Project, status: DraftStatus, new: dict[str, Review], library: Library) -> DraftChange:
     """Merge one stale draft's regenerated sections into the file on disk, then record what was generated.
 
@@ -180,6 +192,14 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     recorded: dict[str, Review] = {}  # as the model wrote them, for the sidecar
     approved: dict[str, tuple[str, str]] = {}  # regenerated quotes that keep an approved text
     base = record.page
+    page = project.shown(status.path)
+    # A review the backend did not serve, whose quote shows an editor's text here (approved, carried or written
+    # by hand): the text stays as it is until a reply comes, instead of a placeholder in conflict with it. The
+    # section stays stale, so the next refresh asks again.
+    waiting = {name for name in regenerated if new[name].missing and (old := record.sections.get(name)) is not None
+               and old.key and not old.missing and (old.approved or ((shown := library.on(name, page)) is not None
+                                                                     and shown.edited))}
+    regenerated -= waiting
     for job in jobs:
         name = job.section
         old = record.sections.get(name)
@@ -204,6 +224,7 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
     change.written = written
     change.kept = {name: page for name, (_, page) in approved.items()}
     change.placeholders = {name: new[name].missing for name in sorted(regenerated) if new[name].missing}
+    change.waiting = {name: new[name].missing for name in sorted(waiting)}
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the
     # editor's and the regeneration as identical, so nothing is lost or doubled.
     # Quotes not regenerated keep what they were made from, the environment included.

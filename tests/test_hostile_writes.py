@@ -163,3 +163,16 @@ def test_a_killed_write_leaves_nothing_git_would_commit_and_the_next_run_cleans_
     assert cli("refresh").code == 0
     assert not temporary.exists(), "a stale temporary is removed by the next run"
     assert fresh.exists(), "one that may belong to a write under way is left"
+
+
+def test_a_draft_deleted_while_refresh_writes_it_does_not_stop_the_others(fake: FakeChatServer, cli, project: Path,
+                                                                          when_writing) -> None:
+    fake.responder = attentive
+    assert cli("draft", A, B).code == 0 and cli("draft", A, "mistral-4b-edge").code == 0
+    doomed = page(project, A, B)
+    set_entry(project, A, "$0.90 / M tokens")  # both drafts are stale
+    when_writing(doomed, lambda: doomed.unlink(missing_ok=True))  # the editor deletes it as refresh writes it
+    run = cli("refresh")
+    assert run.code == 5 and "Traceback" not in run.err, run.out + run.err
+    assert f"outputs/{A}-vs-{B}.md: not refreshed" in run.out
+    assert "- Entry: **$0.90 / M tokens**" in page(project, A, "mistral-4b-edge").read_text(), "the other is refreshed"

@@ -249,3 +249,27 @@ def test_a_read_only_draft_with_nothing_to_refresh_is_not_in_the_way(fake: FakeC
     assert run.code == 0, run.out
     assert "not refreshed" not in run.out
     assert cli("stale").code == 0
+
+
+def test_an_approved_text_waits_out_an_outage_and_stays(fake: FakeChatServer, cli, project: Path) -> None:
+    """A regeneration that is not served never puts a placeholder against an editor's text: the text stays, the
+    quote stays stale, and once the backend answers (the same reply) the approved text holds with no conflict."""
+    approve_across_pages(cli, project)
+    persona = project / "personas" / "builder.toml"
+    persona.write_text(persona.read_text().replace('voice = """\n', 'voice = """\nYou are patient. ', 1))
+    fake.failing[A_NAME] = 500
+    run = cli("refresh")
+    assert run.code == 3, run.out
+    assert f"builder quote on {A}: personas/builder.toml changed: not served: the editor's text stays" in run.out
+    for other in (B, C):
+        text = page(project, A, other).read_text()
+        assert quote_line(text, A_NAME, "Builder") == APPROVED and "<<<<<<<" not in text
+    stale = cli("stale")
+    assert stale.code == 1 and f"builder quote on {A}: personas/builder.toml changed" in stale.out
+    del fake.failing[A_NAME]
+    run = cli("refresh")
+    assert run.code == 0, run.out
+    for other in (B, C):
+        text = page(project, A, other).read_text()
+        assert quote_line(text, A_NAME, "Builder") == APPROVED and "<<<<<<<" not in text
+    assert cli("stale").code == 0
