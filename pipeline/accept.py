@@ -22,7 +22,8 @@ def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
     record = project.draft_file(path).read().record  # the page too: a draft that cannot be read, before anything
     if record is None:
         raise InputError(sidecar_path(path), None, "not found: only a draft made by the pipeline has kept replies")
-    entries, reviews = {}, {}
+    reviews: dict[str, Review] = {}
+    keys: dict[str, Review] = {}
     for name in names:
         section = record.sections.get(name)
         if section is None or not section.key:
@@ -46,16 +47,13 @@ def accept(project: Project, path: Path, names: list[str]) -> dict[str, Review]:
                              hint=f"Run `python -m pipeline refresh {path.stem}` to ask the model again.") from None
         review = Review(*parse_section(name), reply.verdict, normalise_quote(reply.quote), str(kept.get("model", "")),
                         str(kept.get("provider", "")), accepted=True)
-        entry = {"verdict": review.verdict, "quote": review.quote, "model": review.model, "provider": review.provider,
-                 "fallback": False, "accepted": True}
         # Under the key the draft recorded, and the key a refresh in this shell plans: the same unless the
         # environment changed since.
-        entries[section.key] = entries[project.job(*parse_section(name)).key] = entry
-        reviews[name] = review
+        keys[section.key] = keys[project.job(*parse_section(name)).key] = reviews[name] = review
     cache = ReviewCache(project.settings.cache_dir)
     try:
-        for key, entry in entries.items():
-            cache.set(key, entry)
+        for key, review in keys.items():
+            cache.keep(key, review)
     finally:
         cache.close()
     return reviews

@@ -22,7 +22,7 @@ from diskcache.core import MODE_RAW, MODE_TEXT
 from filelock import FileLock
 
 from .errors import CacheUnwritable, InputError, VerdictsError
-from .review import REPLY_FORMAT_VERSION, Message, Target
+from .review import REPLY_FORMAT_VERSION, Message, Review, Target
 
 # The previous version kept its entries under ``responses/`` in a format that could carry code: that directory is
 # never opened, so an old cache reads as empty.
@@ -156,6 +156,16 @@ class ReviewCache:
             self._cache.set(key, json.dumps(value, ensure_ascii=False))
         except (sqlite3.Error, OSError) as exc:
             raise _unusable(self.directory, exc) from None
+
+    def keep(self, key: str, review: Review) -> None:
+        """A valid review under its key, as ``generate.cached_review`` reads it back: who wrote it and who served
+        it, and whether an editor accepted it as it is."""
+        entry: dict[str, Any] = {"verdict": review.verdict, "quote": review.quote, "model": review.model,
+                                 "provider": review.provider, "fallback": review.fallback,
+                                 "served_by": review.served_by}
+        if review.accepted:
+            entry["accepted"] = True
+        self.set(key, entry)
 
     def delete(self, key: str) -> bool:
         """Drop an entry; True when there was one."""

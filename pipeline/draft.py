@@ -17,7 +17,7 @@ from .render import distinct_message, reask_message
 from .review import Review, describe_section
 from .session import ReviewSession
 from .settings import Settings
-from .write import can_write, writable, write_atomic
+from .write import can_write, write_atomic
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,6 @@ def draft(root: Path, slug_a: str, slug_b: str, settings: Settings, env: Mapping
     distinct_message(root, personas[-1], personas[0], "placeholder", "placeholder", ["placeholder"])
 
     path = project.draft_path(slug_a, slug_b)
-    if path.exists() and not writable(path):
-        raise InputError(path, None, "read-only: the draft would not be replaced", hint="Make it writable, or "
-                         "leave it: nothing was sent.")
     can_write(path, "the draft")  # every place the run writes, before anything is paid for
     can_write(sidecar_path(path), "the draft's provenance sidecar")
     name = f"{slug_a}-vs-{slug_b}"

@@ -279,15 +279,14 @@ class Reviewer:
                 continue
             self._log(job, target, messages, attempt, completion=completion)
             # Kept under the lens's own key: a rerun reuses what was paid for, and knows who wrote it.
-            self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
-                                     "provider": target.provider, "fallback": fallback,
-                                     "served_by": completion.served_by})
+            review = Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
+                            fallback, served_by=completion.served_by)
+            self.cache.keep(job.key, review)
             self.fresh.add(job.key)
             served = f"{target.label}, fallback" if fallback else target.model
             self.progress.finished(f"  {job.persona.lens} on {job.slug}: {reply.verdict} ({served})", cached=False)
             self._check_budget()
-            return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
-                          fallback, served_by=completion.served_by)
+            return review
         kept = self._keep_failed(job, target, text, problems)
         raise GaveUpOnReply(job.persona.lens, job.slug, problems, attempts, kept)
 
@@ -322,12 +321,11 @@ class Reviewer:
             self._check_budget()
             return None
         self._log(job, target, messages, 2, completion=completion)
-        self.cache.set(job.key, {"verdict": reply.verdict, "quote": reply.quote, "model": target.model,
-                                 "provider": target.provider, "fallback": review.fallback,
-                                 "served_by": completion.served_by})
+        again = Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
+                       review.fallback, served_by=completion.served_by)
+        self.cache.keep(job.key, again)
         self._check_budget()
-        return Review(job.persona.lens, job.slug, reply.verdict, reply.quote, target.model, target.provider,
-                      review.fallback, served_by=completion.served_by)
+        return again
 
     def each(self, items: list[T], work: Callable[[T], R]) -> list[R]:
         """``work`` on every item, as many at once as the targets' limits allow (each request holds a slot); the

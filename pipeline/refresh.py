@@ -207,9 +207,9 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
         if name in status.carried:  # another draft's approved text, in place of the older one shown
             reviews[name] = replace(reviews[name], quote=status.carried[name][0])
         elif name in regenerated and old is not None:
-            text, source, holds = still_approved(record, name, new[name], library, project.shown(status.path))
+            text, source, holds = still_approved(record, name, new[name], library, page)
             if holds:
-                approved[name] = (text, source or project.shown(status.path))
+                approved[name] = (text, source or page)
                 reviews[name] = replace(reviews[name], quote=text)
             elif text and old.approved and name in base.spans:  # the merge sees the carried text as an edit
                 base = base.replaced(name, old.approved, old.quote)
@@ -222,7 +222,7 @@ def apply(project: Project, status: DraftStatus, new: dict[str, Review], library
         return DraftChange(status.path, status.stale, broken=f"changed on disk {SAVES_WAITED} times while refresh "
                            "was writing it: your file is as you saved it; run refresh again when you are done")
     change.written = written
-    change.kept = {name: page for name, (_, page) in approved.items()}
+    change.kept = {name: source for name, (_, source) in approved.items()}
     change.placeholders = {name: new[name].missing for name in sorted(regenerated) if new[name].missing}
     change.waiting = {name: new[name].missing for name in sorted(waiting)}
     # The page is written before its sidecar: if we stop in between, the next refresh sees the new text as the

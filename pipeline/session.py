@@ -73,9 +73,7 @@ class ReviewSession:
                 continue
             review = Review(job.persona.lens, job.slug, old.verdict, old.quote, old.model, old.provider, old.fallback,
                             served_by=old.served_by)
-            cache.set(job.key, {"verdict": review.verdict, "quote": review.quote, "model": review.model,
-                                "provider": review.provider, "fallback": review.fallback,
-                                "served_by": review.served_by})
+            cache.keep(job.key, review)
             reused[job.key] = review
             self.stats.add(job.target, from_outputs=1)
         return reused
